@@ -1,0 +1,67 @@
+import json
+
+import numpy as np
+import pytest
+
+from visrc.data.masks import decode_rle
+from visrc.data.toy import DISTRACTOR_CLASSES, make_toy
+from visrc.data.ytvis import load_ytvis
+
+
+def test_layout_and_valid_json(toy_small):
+    for split in ("train", "valid"):
+        data = load_ytvis(toy_small / split / "instances.json")
+        assert data["videos"] and data["annotations"]
+        for v in data["videos"]:
+            for f in v["file_names"]:
+                assert (toy_small / split / "JPEGImages" / f).is_file()
+        names = {c["name"] for c in data["categories"]}
+        assert not names & set(DISTRACTOR_CLASSES), "distractors must stay unannotated in the videos"
+    coco = json.loads((toy_small / "coco" / "annotations.json").read_text())
+    assert {c["name"] for c in coco["categories"]} & set(DISTRACTOR_CLASSES)
+    oi = json.loads((toy_small / "openimages" / "annotations.json").read_text())
+    assert all(("segmentation" not in a or isinstance(a["segmentation"], list)) for a in oi["annotations"] if a.get("weak_mask"))
+
+
+def test_deterministic_bytes(tmp_path, toy_small):
+    again = make_toy(tmp_path / "again", preset="small", seed=0, progress=False)
+    for rel in ("train/instances.json", "valid/instances.json", "coco/annotations.json", "openimages/annotations.json"):
+        assert (again / rel).read_bytes() == (toy_small / rel).read_bytes(), rel
+    frame = "train/JPEGImages/train_0000/00000.jpg"
+    assert (again / frame).read_bytes() == (toy_small / frame).read_bytes()
+    other = make_toy(tmp_path / "other", preset="small", seed=1, progress=False)
+    assert (other / "train/instances.json").read_bytes() != (toy_small / "train/instances.json").read_bytes()
+
+
+def test_boxes_and_areas_agree_with_masks(toy_small):
+    data = load_ytvis(toy_small / "train" / "instances.json")
+    checked = 0
+    for ann in data["annotations"]:
+        for rle, box, area in zip(ann["segmentations"], ann["bboxes"], ann["areas"]):
+            assert (rle is None) == (box is None) == (area is None)
+            if rle is None:
+                continue
+            m = decode_rle(rle)
+            ys, xs = np.nonzero(m)
+            assert area == m.sum()
+            assert box == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+            checked += 1
+    assert checked > 20
+
+
+def test_knobs_change_the_data(tmp_path):
+    slow = make_toy(tmp_path / "slow", preset="small", motion_speed=0.0, camera_motion=0.0,
+                    late_entry_prob=0.0, early_exit_prob=0.0, occlusion_prob=0.0, progress=False)
+    data = load_ytvis(slow / "train" / "instances.json")
+    # no late entry / early exit / occlusion: every track is present in every frame
+    assert all(all(b is not None for b in a["bboxes"]) for a in data["annotations"])
+    late = make_toy(tmp_path / "late", preset="small", late_entry_prob=1.0, n_train_videos=4, progress=False)
+    data = load_ytvis(late / "train" / "instances.json")
+    assert any(a["bboxes"][0] is None for a in data["annotations"])
+
+
+def test_bad_preset_and_class():
+    with pytest.raises(ValueError, match="unknown toy preset"):
+        make_toy("/nonexistent", preset="huge")
+    with pytest.raises(ValueError, match="unknown toy classes"):
+        make_toy("/nonexistent", preset="small", classes=("zebra",))

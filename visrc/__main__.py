@@ -1,0 +1,5 @@
+import sys
+
+from visrc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,64 @@
+"""Mask encodings used in YouTube-VIS JSON, all through pycocotools.
+
+A frame's segmentation in YouTube-VIS is one of: compressed RLE ``{"size": [h, w], "counts": str}``,
+uncompressed RLE (``counts`` a list of ints), a list of polygons, or ``None`` (object not present).
+Inside visrc a mask is always a compressed RLE dict whose ``counts`` is a ``str`` (JSON-safe).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+RLE = dict  # {"size": [h, w], "counts": str}
+
+
+def encode_mask(mask: np.ndarray) -> RLE:
+    """Encode a binary mask (H, W) as compressed RLE with ``counts`` as str."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def encode_masks(masks: np.ndarray) -> list[RLE]:
+    """Encode a stack of binary masks (N, H, W) in one pycocotools call."""
+    if len(masks) == 0:
+        return []
+    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    for r in rles:
+        r["counts"] = r["counts"].decode("ascii")
+    return rles
+
+
+def _bytes_rle(rle: RLE) -> dict:
+    counts = rle["counts"]
+    return {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+
+
+def decode_rle(rle: RLE) -> np.ndarray:
+    """Compressed RLE -> uint8 mask (H, W)."""
+    return mask_utils.decode(_bytes_rle(rle))
+
+
+def to_rle(segm: Any, height: int, width: int) -> RLE | None:
+    """Normalise any YouTube-VIS segmentation (polygons, RLE, uncompressed RLE, None) to compressed RLE."""
+    if segm is None:
+        return None
+    if isinstance(segm, list):  # polygons
+        rle = mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
+    elif isinstance(segm.get("counts"), list):  # uncompressed RLE
+        rle = mask_utils.frPyObjects(segm, height, width)
+    else:
+        return {"size": list(segm["size"]), "counts": segm["counts"] if isinstance(segm["counts"], str) else segm["counts"].decode("ascii")}
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def rle_area(rle: RLE) -> float:
+    return float(mask_utils.area(_bytes_rle(rle)))
+
+
+def rle_bbox(rle: RLE) -> list[float]:
+    """Tight box [x, y, w, h] of the mask (pycocotools' convention)."""
+    return [float(v) for v in mask_utils.toBbox(_bytes_rle(rle))]

@@ -1,0 +1,50 @@
+"""The one place that writes into ``figures/``.
+
+``savefig(fig, "overlap_histogram")`` writes ``figures/overlap_histogram.png`` atomically. The
+folder defaults to the repo's ``figures/`` and can be redirected with ``VISRC_FIGURES_DIR`` (tests
+and quick runs point it at a temp dir so they never touch the committed figures).
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+from visrc.io import atomic_write_bytes, atomic_write_text
+
+from visrc.paths import REPO_ROOT
+
+
+def figures_dir() -> Path:
+    d = Path(os.environ.get("VISRC_FIGURES_DIR", REPO_ROOT / "figures"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ValueError(f"figure name {name!r}: use letters, digits, '_', '-', '.' only")
+    return name
+
+
+def savefig(fig, name: str, dpi: int = 120) -> Path:
+    """Save a matplotlib figure as ``figures/<name>.png`` (atomic) and return the path."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return atomic_write_bytes(figures_dir() / f"{_name(name)}.png", buf.getvalue())
+
+
+def savetable(df, name: str) -> tuple[Path, Path]:
+    """Save a pandas table as ``figures/<name>.csv`` and ``figures/<name>.md`` (atomic)."""
+    csv = atomic_write_text(figures_dir() / f"{_name(name)}.csv", df.to_csv(index=True))
+    md = atomic_write_text(figures_dir() / f"{_name(name)}.md", df.to_markdown() if _has_tabulate() else df.to_string())
+    return csv, md
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+        return True
+    except ImportError:
+        return False
