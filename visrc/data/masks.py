@@ -45,8 +45,11 @@ def to_rle(segm: Any, height: int, width: int) -> RLE | None:
     """Normalise any YouTube-VIS segmentation (polygons, RLE, uncompressed RLE, None) to compressed RLE."""
     if segm is None:
         return None
-    if isinstance(segm, list):  # polygons
-        rle = mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
+    if isinstance(segm, list):  # polygons: each a flat [x1, y1, x2, y2, ...] with >= 3 points
+        polys = [p for p in segm if isinstance(p, (list, tuple)) and len(p) >= 6]
+        if not polys:
+            return encode_mask(np.zeros((height, width), np.uint8))
+        rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
     elif isinstance(segm.get("counts"), list):  # uncompressed RLE
         rle = mask_utils.frPyObjects(segm, height, width)
     else:

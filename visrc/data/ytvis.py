@@ -14,6 +14,7 @@ field, so a user can find the bad record in a 100 MB file.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,9 @@ def validate_ytvis(data: Any, source: str | os.PathLike = "<memory>", check_mask
         cats.add(cat["id"])
     videos: dict[int, dict] = {}
     for i, vid in enumerate(data["videos"]):
-        _check_keys(vid, VIDEO_KEYS, source, f"videos[{i}]")
+        _check_keys(vid, ("id",), source, f"videos[{i}]")
         where = f"video id={vid['id']}"
+        _check_keys(vid, VIDEO_KEYS, source, where)
         if vid["id"] in videos:
             raise _err(source, where, "duplicate video 'id'")
         if not isinstance(vid["file_names"], list) or len(vid["file_names"]) != vid["length"]:
@@ -105,8 +107,9 @@ def validate_ytvis(data: Any, source: str | os.PathLike = "<memory>", check_mask
         for t, box in enumerate(ann["bboxes"]):
             if box is None:
                 continue
-            if len(box) != 4 or box[2] < 0 or box[3] < 0:
-                raise _err(source, where, f"'bboxes'[{t}] = {box} is not [x, y, w, h] with w, h >= 0")
+            if (not isinstance(box, (list, tuple)) or len(box) != 4
+                    or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in box) or box[2] < 0 or box[3] < 0):
+                raise _err(source, where, f"'bboxes'[{t}] = {box} is not [x, y, w, h] of finite numbers with w, h >= 0")
             x, y, bw, bh = box
             if x < -BOX_TOLERANCE or y < -BOX_TOLERANCE or x + bw > w + BOX_TOLERANCE or y + bh > h + BOX_TOLERANCE:
                 raise _err(source, where, f"'bboxes'[{t}] = {box} lies outside the {w}x{h} image")
