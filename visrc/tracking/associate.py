@@ -1,0 +1,223 @@
+"""Frame-by-frame association: a small quasi-dense (QDTrack-style) tracker in numpy.
+
+:class:`Tracker` keeps a buffer of live tracks and assigns every new frame's detections to them::
+
+    tracker = Tracker(TrackerConfig())
+    for frame in video.frames:            # or reversed(video.frames): the tracker has no notion of time
+        ids = tracker.update(frame)       # (N,) int64, a track id per detection, -1 = not tracked
+
+One ``update`` does, for the N detections of the frame and the K tracks in the buffer:
+
+1. detections with ``score < obj_score_thr`` are ignored (id -1);
+2. similarity (N, K): ``"cosine"`` (default) = cosine of the detection embedding and the track's
+   embedding memory, in [-1, 1]; ``"bisoftmax"`` = QDTrack's bi-directional softmax of the dot
+   products, ``(softmax over tracks + softmax over detections) / 2``, in [0, 1]. Cosine is the
+   default because it is absolute: with one track and one detection, bi-softmax is 1 whatever
+   the embeddings, so it cannot refuse a new object on its own (QDTrack adds backdrop negatives
+   for that; small toy videos often have a single object);
+3. gates set a pair's similarity to -inf: box IoU with the track's last box below ``iou_thr``
+   (0 = no gate), and, if ``class_aware``, a different label. ``class_aware`` is off by default:
+   the paper (3.5.4) relaxes label consistency and lets label voting pick the track's class;
+4. matching, keeping pairs with similarity ``> match_thr``: ``"greedy"`` (default, QDTrack's
+   rule: detections in descending score order each take their most similar free track) or
+   ``"hungarian"`` (max total similarity, scipy);
+5. a matched track takes the detection's box and label, and its embedding memory becomes
+   ``(1 - momentum) * memory + momentum * embedding`` (QDTrack's ``memo_momentum``, 0.8);
+6. unmatched detections with ``score >= init_score_thr`` start new tracks (ids 0, 1, 2, ... in
+   order of creation); the rest get -1;
+7. tracks that have now missed more than ``max_age`` consecutive frames leave the buffer: a
+   track can bridge a gap of up to ``max_age`` frames (0 = consecutive frames only).
+
+``init_score_thr > obj_score_thr`` is what makes the two time directions differ: a track is only
+born from a confident detection but then follows the object through weak ones, so an object that
+is small or occluded (low score) at one end of the video is followed from the other end only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from visrc.tracking.predictions import FramePredictions, VideoPredictions
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of xyxy boxes: a (N, 4), b (M, 4) -> (N, M). Degenerate boxes give 0."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    return _iou(a[:, None, :], b[None, :, :])
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of broadcastable xyxy arrays (..., 4) -> (...). NaN boxes give NaN."""
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area_a = np.clip(a[..., 2] - a[..., 0], 0, None) * np.clip(a[..., 3] - a[..., 1], 0, None)
+    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+    union = area_a + area_b - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / np.where(union > 0, union, 1), np.where(np.isnan(union), np.nan, 0.0))
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Association settings (see the module docstring for what each does)."""
+
+    match_thr: float = 0.5
+    init_score_thr: float = 0.5
+    obj_score_thr: float = 0.3
+    max_age: int = 10
+    similarity: str = "cosine"  # "cosine" | "bisoftmax"
+    iou_thr: float = 0.0
+    class_aware: bool = False
+    matcher: str = "greedy"  # "greedy" | "hungarian"
+    momentum: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.similarity not in ("cosine", "bisoftmax"):
+            raise ValueError(f"TrackerConfig.similarity: {self.similarity!r} is not 'cosine' or 'bisoftmax'")
+        if self.matcher not in ("greedy", "hungarian"):
+            raise ValueError(f"TrackerConfig.matcher: {self.matcher!r} is not 'greedy' or 'hungarian'")
+        if self.max_age < 0:
+            raise ValueError(f"TrackerConfig.max_age: must be >= 0, got {self.max_age}")
+        if not 0.0 <= self.momentum <= 1.0:
+            raise ValueError(f"TrackerConfig.momentum: must be in [0, 1], got {self.momentum}")
+
+
+class Tracker:
+    """Quasi-dense association over a stream of frames; feed frames in either time direction.
+
+    State (K live tracks): ``ids`` (K,), ``embeds`` (K, D) memory, ``boxes`` (K, 4) last box,
+    ``labels`` (K,) last label, ``last_seen`` (K,) update step of the last match.
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, **overrides) -> None:
+        self.config = replace(config or TrackerConfig(), **overrides)
+        self.reset()
+
+    def reset(self) -> None:
+        self.step = -1
+        self.next_id = 0
+        self.ids = np.zeros(0, np.int64)
+        self.embeds: np.ndarray | None = None
+        self.boxes = np.zeros((0, 4), np.float64)
+        self.labels = np.zeros(0, np.int64)
+        self.last_seen = np.zeros(0, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def update(self, frame: FramePredictions) -> np.ndarray:
+        """Assign track ids to the frame's detections: (N,) int64, -1 where a detection is not tracked."""
+        self.step += 1
+        if self.embeds is None:
+            self.embeds = np.zeros((0, frame.embeddings.shape[1]), np.float64)
+        out = self._assign(frame)
+        alive = self.step - self.last_seen <= self.config.max_age  # frames missed so far
+        if not alive.all():
+            self._keep(alive)
+        return out
+
+    def _assign(self, frame: FramePredictions) -> np.ndarray:
+        cfg = self.config
+        out = np.full(len(frame), -1, np.int64)
+        cand = np.flatnonzero(frame.scores >= cfg.obj_score_thr)
+        if len(cand) == 0:
+            return out
+        emb = frame.embeddings[cand].astype(np.float64)
+        rows, cols = self._match(emb, frame.boxes[cand], frame.labels[cand], frame.scores[cand])
+        det = cand[rows]
+        out[det] = self.ids[cols]
+        m = cfg.momentum
+        self.embeds[cols] = (1.0 - m) * self.embeds[cols] + m * emb[rows]
+        self.boxes[cols] = frame.boxes[det]
+        self.labels[cols] = frame.labels[det]
+        self.last_seen[cols] = self.step
+        matched = np.zeros(len(cand), bool)
+        matched[rows] = True
+        new = cand[~matched & (frame.scores[cand] >= cfg.init_score_thr)]
+        if len(new):
+            new_ids = np.arange(self.next_id, self.next_id + len(new), dtype=np.int64)
+            self.next_id += len(new)
+            out[new] = new_ids
+            self.ids = np.concatenate([self.ids, new_ids])
+            self.embeds = np.concatenate([self.embeds, frame.embeddings[new].astype(np.float64)])
+            self.boxes = np.concatenate([self.boxes, frame.boxes[new].astype(np.float64)])
+            self.labels = np.concatenate([self.labels, frame.labels[new]])
+            self.last_seen = np.concatenate([self.last_seen, np.full(len(new), self.step, np.int64)])
+        return out
+
+    def similarity(self, emb: np.ndarray, boxes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Gated similarity of detections (N, D) to the buffer's tracks: (N, K), -inf where gated out."""
+        cfg = self.config
+        if len(self.ids) == 0:
+            return np.zeros((len(emb), 0))
+        if cfg.similarity == "cosine":
+            sim = _unit(emb) @ _unit(self.embeds).T
+        else:
+            dots = emb @ self.embeds.T
+            sim = 0.5 * (_softmax(dots, axis=1) + _softmax(dots, axis=0))
+        if cfg.iou_thr > 0:
+            sim = np.where(box_iou(boxes, self.boxes) >= cfg.iou_thr, sim, -np.inf)
+        if cfg.class_aware:
+            sim = np.where(labels[:, None] == self.labels[None, :], sim, -np.inf)
+        return sim
+
+    def _match(self, emb, boxes, labels, scores) -> tuple[np.ndarray, np.ndarray]:
+        """Matched (detection row, track column) pairs with similarity > match_thr."""
+        sim = self.similarity(emb, boxes, labels)
+        if sim.shape[1] == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        thr = self.config.match_thr
+        if self.config.matcher == "hungarian":
+            from scipy.optimize import linear_sum_assignment
+            ok = sim > thr
+            r, c = linear_sum_assignment(np.where(ok, sim, -1e6), maximize=True)
+            keep = ok[r, c]
+            return r[keep].astype(np.int64), c[keep].astype(np.int64)
+        sim = np.where(sim > thr, sim, -np.inf)
+        rows, cols = [], []
+        for i in np.argsort(-scores, kind="stable").tolist():
+            row = sim[i]
+            j = int(row.argmax())
+            if row[j] > -np.inf:
+                rows.append(i)
+                cols.append(j)
+                if len(cols) == sim.shape[1]:
+                    break
+                sim[:, j] = -np.inf
+        return np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+
+    def _keep(self, keep: np.ndarray) -> None:
+        self.ids, self.embeds, self.boxes = self.ids[keep], self.embeds[keep], self.boxes[keep]
+        self.labels, self.last_seen = self.labels[keep], self.last_seen[keep]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.sqrt((x * x).sum(1, keepdims=True)), 1e-12)
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def track_video(video: VideoPredictions, config: TrackerConfig | None = None, reverse: bool = False) -> list[np.ndarray]:
+    """Run one :class:`Tracker` over a video (backward if ``reverse``).
+
+    Returns per-frame track ids in the video's own frame order: ``ids[t]`` is (N_t,) int64, -1 = untracked.
+    """
+    tracker = Tracker(config)
+    order = range(len(video) - 1, -1, -1) if reverse else range(len(video))
+    ids: list[np.ndarray] = [np.zeros(0, np.int64)] * len(video)
+    for t in order:
+        ids[t] = tracker.update(video.frames[t])
+    return ids
+
+
+def build_tracker(cfg: dict | TrackerConfig | None = None) -> Tracker:
+    """A :class:`Tracker` from a config dict (keys of :class:`TrackerConfig`) or a config."""
+    if isinstance(cfg, dict):
+        cfg = TrackerConfig(**cfg)
+    return Tracker(cfg)
