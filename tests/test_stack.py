@@ -61,3 +61,20 @@ def test_mmdet_loads_toy_videos(toy_small):
     assert n_inst == n_raw == len(to_cocovid(raw)["annotations"])
     ids = {inst["instance_id"] for img in video["images"] for inst in img["instances"]}
     assert ids == {a["id"] for a in raw["annotations"] if a["video_id"] == raw["videos"][0]["id"]}
+
+
+def test_weak_mask_flag_reaches_instances(toy_small, tmp_path):
+    import json
+
+    from visrc.data.video_dataset import YTVISRawDataset
+
+    raw = json.loads((toy_small / "train" / "instances.json").read_text())
+    weak_id = raw["annotations"][0]["id"]
+    raw["annotations"][0]["weak_mask"] = True
+    path = tmp_path / "weak.json"
+    path.write_text(json.dumps(raw))
+    ds = YTVISRawDataset(ann_file=str(path), metainfo=dict(classes=tuple(c["name"] for c in raw["categories"])),
+                         pipeline=[], test_mode=True)
+    flags = {(inst["instance_id"], inst["weak_mask"]) for v in range(len(ds))
+             for img in ds.get_data_info(v)["images"] for inst in img["instances"]}
+    assert (weak_id, True) in flags and all(w is False for i, w in flags if i != weak_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import tempfile
 
 from mmdet.datasets import YouTubeVISDataset
@@ -22,12 +23,13 @@ def to_cocovid(data: dict) -> dict:
 
     Per-frame annotations keep the track's annotation id as ``instance_id`` (ids start at 1, which
     mmdet needs: it treats a falsy ``instance_id`` as missing). Null frames get no annotation.
+    ``weak_mask`` (a visrc extension: the mask is missing or unreliable) is passed through.
     """
     out = {"categories": data["categories"], "videos": [], "images": [], "annotations": []}
     by_video = index_annotations(data)
     img_id = 0
     for video in data["videos"]:
-        name = video["file_names"][0].split("/")[0] if video["file_names"] else str(video["id"])
+        name = posixpath.dirname(video["file_names"][0]) if video["file_names"] else str(video["id"])
         out["videos"].append({"id": video["id"], "name": name, "width": video["width"], "height": video["height"]})
         for t, file_name in enumerate(video["file_names"]):
             img_id += 1
@@ -40,7 +42,9 @@ def to_cocovid(data: dict) -> dict:
                     "id": len(out["annotations"]) + 1, "video_id": video["id"], "image_id": img_id,
                     "category_id": ann["category_id"], "instance_id": ann["id"], "bbox": ann["bboxes"][t],
                     "segmentation": ann["segmentations"][t], "area": ann["areas"][t],
-                    "iscrowd": ann.get("iscrowd", 0)})
+                    "iscrowd": ann.get("iscrowd", 0),
+                    # no or unreliable mask (OpenImages-style, pseudo labels): detection/track losses only
+                    "weak_mask": bool(ann.get("weak_mask", False))})
     return out
 
 
@@ -56,6 +60,14 @@ class YTVISRawDataset(YouTubeVISDataset):
 
     def __init__(self, *args, dataset_version: str = "2021", **kwargs):
         super().__init__(dataset_version, *args, **kwargs)
+
+    def parse_data_info(self, raw_data_info: dict) -> dict:
+        """mmdet's parsing plus a per-instance ``weak_mask`` flag (False unless the JSON says so)."""
+        info = super().parse_data_info(raw_data_info)
+        weak = {a.get("instance_id"): bool(a.get("weak_mask", False)) for a in raw_data_info["raw_ann_info"]}
+        for inst in info["instances"]:
+            inst["weak_mask"] = weak.get(inst["instance_id"], False)
+        return info
 
     def load_data_list(self):
         raw_path = self.ann_file
