@@ -1,0 +1,61 @@
+"""`visrc evaluate --gt GT.json --results RES.json [--out metrics.json]`: video AP, printed as a table."""
+from __future__ import annotations
+
+import sys
+import time
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--gt", required=True, help="YouTube-VIS annotation JSON with ground truth")
+    parser.add_argument("--results", required=True,
+                        help="results JSON (a list of predicted tracks) or a submission.zip holding results.json")
+    parser.add_argument("--out", help="also write the metrics (summary, per-category AP, counts) to this JSON")
+    parser.add_argument("--no-validate", action="store_true",
+                        help="skip the checks of the results against the GT (ids, frame counts, RLE sizes)")
+    parser.add_argument("--no-per-category", action="store_true", help="print the summary only")
+
+
+def format_table(result, per_category: bool = True) -> str:
+    """The summary (and per-category AP) as a plain-text table; -1 (no GT in that bucket) prints as '-'."""
+    from visrc.evaluation.ytvis_eval import SUMMARY_SPEC
+
+    def fmt(v: float) -> str:
+        return "-" if v < 0 else f"{100 * v:6.2f}"
+
+    lines = [f"{'metric':<8} {'value':>6}   definition", "-" * 56]
+    for name, ap, iou, area, mdet in SUMMARY_SPEC:
+        what = ("AP" if ap else "AR") + f" @ IoU={'0.50:0.95' if iou is None else f'{iou:.2f}'} area={area} maxDets={mdet}"
+        lines.append(f"{name:<8} {fmt(result.stats[name]):>6}   {what}")
+    if per_category and result.per_category:
+        width = max(8, *(len(result.category_names.get(c, str(c))) for c in result.per_category))
+        lines += ["", f"{'category':<{width}} {'id':>5} {'AP':>6}", "-" * (width + 13)]
+        for c, v in result.per_category.items():
+            lines.append(f"{result.category_names.get(c, str(c)):<{width}} {c:>5} {fmt(v):>6}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from visrc.data.ytvis import YTVISFormatError, load_ytvis
+    from visrc.evaluation.export import load_results
+    from visrc.evaluation.ytvis_eval import evaluate_ytvis
+    from visrc.io import atomic_write_json
+
+    try:
+        gt = load_ytvis(args.gt, validate=not args.no_validate)
+        results = load_results(args.results, gt, validate=not args.no_validate)
+        t0 = time.perf_counter()
+        res = evaluate_ytvis(gt, results)
+        took = time.perf_counter() - t0
+    except (YTVISFormatError, ValueError, FileNotFoundError) as e:
+        print(f"INVALID: {e}", file=sys.stderr)
+        return 1
+    c = res.counts
+    print(f"{args.results}: {c['predictions']} predictions over {c['videos']} videos, {c['gt_tracks']} GT tracks, "
+          f"{c['categories']} categories (evaluated in {took:.2f} s)")
+    print(format_table(res, per_category=not args.no_per_category))
+    if args.out:
+        out = res.as_dict()
+        out["inputs"] = {"gt": str(args.gt), "results": str(args.results)}
+        atomic_write_json(args.out, out, indent=2)
+        print(f"metrics written to {args.out}")
+    return 0
