@@ -1,0 +1,86 @@
+"""Cached experiment runs for the notebooks: train a config once, predict a split once.
+
+A run is keyed by (config, data root, seed, epochs, overrides) and lives in
+``runs/experiments/<config>-<hash>/`` (``VISRC_RUNS_DIR``). Re-executing a notebook reuses the
+checkpoint and the saved per-frame predictions unless ``force=True``; a training that was killed
+resumes from its last checkpoint. Training runs in a subprocess (``python -m visrc train``) so a
+notebook kernel does not carry mmengine's global state, and its log goes to ``train.log``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from visrc.io import atomic_write_json, read_json
+from visrc.paths import runs_dir
+
+
+def run_dir(config: str, data_root: str | Path, seed: int = 0, max_epochs: int | None = None,
+            cfg_options: dict | None = None) -> Path:
+    """The directory of one (config, data, seed, schedule, overrides) run."""
+    key = json.dumps({"config": str(config), "data": str(Path(data_root).resolve()), "seed": seed,
+                      "epochs": max_epochs, "options": cfg_options or {}}, sort_keys=True)
+    name = Path(str(config)).stem
+    return runs_dir() / "experiments" / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: int | None = None,
+                 cfg_options: dict | None = None, force: bool = False) -> Path:
+    """Train (or resume, or reuse) and return the final checkpoint's path."""
+    work = run_dir(config, data_root, seed, max_epochs, cfg_options)
+    done = work / "final_checkpoint.json"
+    if done.is_file() and not force:
+        return Path(read_json(done)["checkpoint"])
+    cmd = [sys.executable, "-m", "visrc", "train", str(config), "--work-dir", str(work),
+           "--data-root", str(data_root), "--seed", str(seed), "--resume"]
+    if max_epochs is not None:
+        cmd += ["--max-epochs", str(max_epochs)]
+    if cfg_options:
+        cmd += ["--cfg-options"] + [f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}" for k, v in cfg_options.items()]
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"training {config} (seed {seed}) in {work}; log: {work / 'train.log'}", flush=True)
+    with open(work / "train.log", "a") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        tail = (work / "train.log").read_text().splitlines()[-25:]
+        raise RuntimeError(f"training {config} failed (exit {proc.returncode}); last lines of {work / 'train.log'}:\n"
+                           + "\n".join(tail))
+    pointer = work / "last_checkpoint"
+    ckpt = Path(pointer.read_text().strip()) if pointer.is_file() else max(work.glob("epoch_*.pth"), key=lambda p: p.stat().st_mtime)
+    atomic_write_json(done, {"checkpoint": str(ckpt), "command": cmd})
+    return ckpt
+
+
+def predict_cached(config: str, checkpoint: str | Path, data_root: str | Path, mode: str = "forward",
+                   force: bool = False) -> dict:
+    """Run :func:`visrc.models.inference.run_inference` on the config's test split once; return its summary
+    (paths of ``results.json`` and the per-frame ``.npz``, frames/s, metrics when the split has GT)."""
+    from visrc.models.inference import run_inference
+
+    out_dir = Path(checkpoint).parent / f"predict_{mode}"
+    summary_path = out_dir / "summary.json"
+    if summary_path.is_file() and not force:
+        return read_json(summary_path)
+    summary = run_inference(config, checkpoint, data_root=data_root, out=out_dir / "results.json", mode=mode, log=None)
+    atomic_write_json(summary_path, summary, indent=2)
+    return summary
+
+
+def tracking_ablation(videos, gt: dict, label_to_category, config=None, modes=("forward", "bitrack")) -> dict:
+    """Video AP of the same per-frame predictions tracked forward only vs with BiTrack.
+
+    ``videos``: list of :class:`visrc.tracking.VideoPredictions`; returns ``{mode: metrics dict}``.
+    Detection is shared, so any difference is the tracking's alone.
+    """
+    from visrc.evaluation.ytvis_eval import evaluate_ytvis
+    from visrc.tracking import build_bitrack_config, results_for_split, run_tracking
+
+    config = build_bitrack_config(config)
+    out = {}
+    for mode in modes:
+        results = results_for_split(run_tracking(videos, config, mode=mode), label_to_category, skip_unmapped=True)
+        out[mode] = evaluate_ytvis(gt, results).as_dict()["metrics"]
+    return out
