@@ -51,8 +51,8 @@ def test_merge_threshold_is_strict():
     assert sorted(t.source for t in at.tracks) == ["backward", "forward"]
     below = merge_tracklets(video, [[0]], [[1]], BiTrackConfig(merge_iou_thr=0.4999))
     (tr,) = below.tracks
-    assert tr.source == "merged" and tr.det_index.tolist() == [1]  # the higher-scoring detection (0.8)
-    assert tr.label == 1
+    assert tr.source == "merged" and tr.det_index.tolist() == [0]  # equal lengths: the forward tracklet is the base
+    assert tr.label == 0
 
 
 def test_valid_frames_when_tracklets_do_not_overlap_in_time():
@@ -96,15 +96,52 @@ def test_greedy_pairs_one_to_one():
     assert greedy_pairs(np.array([[np.nan]]), np.array([[0]]), 0.5).shape == (0, 2)
 
 
-def test_merged_frame_takes_the_higher_scoring_detection():
+def test_merged_track_keeps_the_longer_chain_and_fills_its_gaps():
     # two detections per frame nearly on top of each other; forward and backward chose differently
     frames = [FramePredictions([[0, 0, 10, 10], [0, 0, 10, 11]], [0.9, 0.7] if t < 2 else [0.5, 0.95], [3, 4], np.eye(2)) for t in range(4)]
     video = VideoPredictions(1, 50, 50, frames)
     res = merge_tracklets(video, [[0, 0, 0, -1]], [[1, 1, 1, 1]])
-    (tr,) = res.tracks
-    assert tr.det_index.tolist() == [0, 0, 1, 1]
-    np.testing.assert_allclose(tr.scores, [0.9, 0.9, 0.95, 0.95], rtol=1e-6)
-    assert tr.labels.tolist() == [3, 3, 4, 4] and tr.label == 4  # 2 votes each; summed score 1.8 vs 1.9
+    (tr,) = res.tracks  # backward is longer: its chain is kept whole, scores do not pick per frame
+    assert tr.det_index.tolist() == [1, 1, 1, 1] and tr.label == 4
+    res = merge_tracklets(video, [[0, 0, 0, -1]], [[-1, 1, 1, -1]])
+    (tr,) = res.tracks  # forward is longer (3 > 2) and covers every frame backward has: forward alone
+    assert tr.det_index.tolist() == [0, 0, 0, -1]
+    res = merge_tracklets(video, [[0, 0, -1, -1]], [[-1, 1, 1, 1]])
+    (tr,) = res.tracks  # backward base (3 > 2); forward fills frame 0, which backward lacks
+    assert tr.det_index.tolist() == [0, 1, 1, 1]
+    np.testing.assert_allclose(tr.scores, [0.9, 0.7, 0.95, 0.95], rtol=1e-6)
+
+
+def test_class_duplicates_paired_crosswise_stay_two_tracks():
+    # the regression seen on real predictions: one object, two detections per frame (classes 0 and 1,
+    # the same box); backward pairs the duplicates crosswise halfway. A per-frame score pick made both
+    # merged tracks take detection 0 everywhere (class 1 lost); each track must keep its own chain.
+    frames = [FramePredictions([[0, 0, 10, 10], [0, 0, 10, 10]], [0.9, 0.6], [0, 1], np.eye(2)) for _ in range(4)]
+    video = VideoPredictions(1, 50, 50, frames)
+    res = merge_tracklets(video, [[0, 0, 0, 0], [1, 1, 1, 1]], [[0, 0, 1, 1], [1, 1, 0, 0]])
+    assert len(res.pairs) == 2
+    assert sorted((t.det_index.tolist(), t.label) for t in res.tracks) == [([0, 0, 0, 0], 0), ([1, 1, 1, 1], 1)]
+
+
+def test_unmatched_tracklet_overlapping_a_merged_one_is_absorbed():
+    # forward split the object into two tracklets over near-identical detections; backward followed it
+    # once. F0 merges with B0; F1 also overlaps B0 (IoU 10/11 > 0.5) but B0 is taken: F1 is a duplicate.
+    frames = [FramePredictions([[0, 0, 10, 10], [0, 0, 10, 11], [40, 40, 50, 50]], [0.9, 0.7, 0.8], [0, 1, 2], np.eye(3))
+              for _ in range(4)]
+    video = VideoPredictions(1, 60, 60, frames)
+    fwd, bwd = [[0, 0, 0, 0], [-1, -1, 1, 1], [2, 2, -1, -1]], [[0, 0, 0, 0]]
+    res = merge_tracklets(video, fwd, bwd)
+    assert res.pairs.tolist() == [[0, 0]] and res.pair_iou[1, 0] == pytest.approx(10 / 11)
+    # F2 (another object, no overlap with a merged tracklet) is kept; F1 is absorbed
+    assert [(t.source, t.forward) for t in res.tracks] == [("merged", 0), ("forward", 2)]
+    kept = merge_tracklets(video, fwd, bwd, BiTrackConfig(absorb_unmatched=False)).tracks
+    assert [(t.source, t.forward) for t in kept] == [("merged", 0), ("forward", 1), ("forward", 2)]
+    # the absorbing overlap uses the merge threshold: above 10/11 F1 no longer counts as the same object
+    kept = merge_tracklets(video, fwd, bwd, BiTrackConfig(merge_iou_thr=0.95)).tracks
+    assert [(t.source, t.forward) for t in kept] == [("merged", 0), ("forward", 1), ("forward", 2)]
+    # a backward tracklet is absorbed the same way by a merged forward one
+    res = merge_tracklets(video, bwd, fwd)
+    assert [(t.source, t.backward) for t in res.tracks] == [("merged", 0), ("backward", 2)]
 
 
 def test_label_voting_through_tracking():

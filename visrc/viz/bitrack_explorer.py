@@ -63,7 +63,7 @@ def object_colours(result: BiTrackResult) -> dict[tuple[str, int], tuple]:
             colours[("backward", tr.backward)] = c
     for row, mat in (("forward", result.forward), ("backward", result.backward)):
         for k in range(len(mat)):
-            if (row, k) not in colours:  # dropped by min_unmatched_len
+            if (row, k) not in colours:  # dropped: absorbed by a merged track, or shorter than min_unmatched_len
                 colours[(row, k)] = _PALETTE[nxt % len(_PALETTE)]
                 nxt += 1
     return colours
