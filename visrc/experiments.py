@@ -84,3 +84,32 @@ def tracking_ablation(videos, gt: dict, label_to_category, config=None, modes=("
         results = results_for_split(run_tracking(videos, config, mode=mode), label_to_category, skip_unmapped=True)
         out[mode] = evaluate_ytvis(gt, results).as_dict()["metrics"]
     return out
+
+
+# The paper's Table 1 (YouTube-VIS 2021 valid, ResNeSt-50), for side-by-side display only.
+PAPER_TABLE1 = {
+    "baseline": dict(AP=0.309, AP50=0.501, AP75=0.338, AR1=0.269, AR10=0.346),
+    "+TCIS": dict(AP=0.331, AP50=0.535, AP75=0.354, AR1=0.285, AR10=0.368),
+    "+TCIS+MultiTask": dict(AP=0.338, AP50=0.546, AP75=0.356, AR1=0.287, AR10=0.374),
+    "+TCIS+MultiTask+MSD": dict(AP=0.364, AP50=0.570, AP75=0.402, AR1=0.299, AR10=0.397),
+    "+TCIS+MultiTask+MSD+BiTrack": dict(AP=0.388, AP50=0.589, AP75=0.438, AR1=0.320, AR10=0.436),
+}
+TABLE_METRICS = ("AP", "AP50", "AP75", "AR1", "AR10")
+
+
+def ablation_table(runs: list[dict], paper: dict | None = PAPER_TABLE1):
+    """Rows of ``{"row", "seed", <metric>: value}`` -> a pandas table of mean, std and run count per row
+    (in first-seen row order), with the paper's numbers beside ours when ``paper`` is given."""
+    import pandas as pd
+
+    df = pd.DataFrame(runs)
+    order = list(dict.fromkeys(df["row"]))
+    g = df.groupby("row", sort=False)[list(TABLE_METRICS)]
+    table = g.mean().add_suffix(" mean").join(g.std(ddof=1).add_suffix(" std")).loc[order]
+    table.insert(0, "seeds", g.size().loc[order])
+    cols = ["seeds"] + [f"{m} {s}" for m in TABLE_METRICS for s in ("mean", "std")]
+    table = table[cols]
+    if paper:
+        table["paper AP"] = [paper.get(r, {}).get("AP") for r in order]
+        table["paper AP50"] = [paper.get(r, {}).get("AP50") for r in order]
+    return table

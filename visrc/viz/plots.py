@@ -48,3 +48,26 @@ def _has_tabulate() -> bool:
         return True
     except ImportError:
         return False
+
+
+def plot_metric_bars(table, metrics=("AP", "AP50", "AR10"), paper_col: str | None = "paper AP", title: str = ""):
+    """Grouped bars of ``<metric> mean`` (error bars: ``<metric> std``) per row of an ablation table."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1.6 + 1.5 * len(table), 3.6))
+    ax = fig.subplots()
+    x = np.arange(len(table))
+    width = 0.8 / (len(metrics) + (paper_col in table.columns if paper_col else 0))
+    for i, m in enumerate(metrics):
+        std = table.get(f"{m} std")
+        ax.bar(x + i * width, table[f"{m} mean"], width, yerr=None if std is None else std.fillna(0), label=f"ours {m}", capsize=2)
+    if paper_col and paper_col in table.columns:
+        ax.bar(x + len(metrics) * width, table[paper_col].astype(float), width, label=f"{paper_col} (YouTube-VIS 2021)",
+               color="lightgray", edgecolor="gray")
+    ax.set_xticks(x + width * (len(metrics) - 1) / 2 + (width / 2 if paper_col else 0))
+    ax.set_xticklabels(table.index, rotation=15, ha="right", fontsize=8)
+    ax.set_ylabel("video AP / AR")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
