@@ -25,12 +25,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import importlib.util
 import io
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -142,19 +140,15 @@ def make_inputs(n_videos: int = 400, n_tracks: int = 1000, n_cats: int = 40, see
 
 
 def load_oracle():
-    spec = importlib.util.find_spec("mmdet")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("mmdet is not installed: no oracle to compare with")
-    root = Path(list(spec.submodule_search_locations)[0]) / "evaluation" / "functional"
-    mods = {}
-    for name in ("ytvis", "ytviseval"):
-        s = importlib.util.spec_from_file_location(f"_oracle_{name}", root / f"{name}.py")
-        m = importlib.util.module_from_spec(s)
-        s.loader.exec_module(m)
-        mods[name] = m
+    from visrc.evaluation.oracle import load_oracle as _load
+
+    try:
+        YTVIS, YTVISeval = _load()
+    except ImportError as e:
+        raise SystemExit(str(e))
     if not hasattr(np, "float"):
         np.float = float   # mmdet 3.3.0's accumulate uses np.float (removed in numpy 1.24)
-    return mods["ytvis"].YTVIS, mods["ytviseval"].YTVISeval
+    return YTVIS, YTVISeval
 
 
 def run_oracle(YTVIS, YTVISeval, gt: dict, results: list):

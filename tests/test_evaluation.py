@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
+
+from visrc.evaluation.oracle import load_oracle
 
 from visrc.evaluation.ytvis_eval import SUMMARY_KEYS, evaluate_ytvis
 
@@ -24,17 +24,10 @@ from visrc.evaluation.ytvis_eval import SUMMARY_KEYS, evaluate_ytvis
 # ----------------------------------------------------------------------------- oracle
 
 def _load_oracle():
-    spec = importlib.util.find_spec("mmdet")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("mmdet (the test oracle) is not installed")
-    root = Path(list(spec.submodule_search_locations)[0]) / "evaluation" / "functional"
-    mods = {}
-    for name in ("ytvis", "ytviseval"):
-        s = importlib.util.spec_from_file_location(f"_oracle_{name}", root / f"{name}.py")
-        m = importlib.util.module_from_spec(s)
-        s.loader.exec_module(m)
-        mods[name] = m
-    return mods["ytvis"].YTVIS, mods["ytviseval"].YTVISeval
+    try:
+        return load_oracle()
+    except ImportError as e:
+        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="module")
