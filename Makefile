@@ -17,7 +17,7 @@ $(VENV)/.setup-done: pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0 wheel ninja "numpy<2.3"
 	@# mmcv 2.1.0's setup.py needs pkg_resources (setuptools<70); torch's newer-setuptools wish is harmless here.
-	$(PIP) install -q "setuptools<70" 2>&1 | grep -v "requires setuptools" || true
+	$(PIP) install -q "setuptools<70" 2>&1 | grep -v "requires setuptools\|dependency resolver does not" || true
 	@if [ -z "$(MMCV_WHEEL)" ]; then \
 	  echo ">> building mmcv 2.1.0 with CPU ops (about 9 minutes on 2 cores; cached in $(WHEELHOUSE))"; \
 	  mkdir -p $(WHEELHOUSE) && \
