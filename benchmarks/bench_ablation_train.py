@@ -1,0 +1,76 @@
+"""Training cost of each Table 1 row relative to the baseline, on the same video batches.
+
+    python benchmarks/bench_ablation_train.py [--iters 4] [--threads 1]
+
+Builds each toy ablation config, takes the same 4 key/reference video pairs of the small toy
+benchmark (generated in a temp dir), and times forward + backward + SGD step, median over
+``--iters`` after one warm-up. Prints seconds per iteration and the ratio to ``toy_baseline``
+measured in the same process. (MSD's still-image samples are left out so every row sees the same
+input; the ratio is the cost of the row's modules.)
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROWS = ("toy_baseline", "toy_tcis", "toy_tcis_multitask", "toy_full")
+
+
+def _video_batch(cfg, data_root: Path, n: int):
+    from mmdet.registry import DATASETS
+    from mmengine.dataset import pseudo_collate
+
+    ds_cfg = cfg.train_dataloader.dataset
+    ds_cfg = ds_cfg.datasets[0] if "datasets" in ds_cfg else ds_cfg      # toy_full: its video source
+    ds = DATASETS.build(ds_cfg)
+    return pseudo_collate([ds[(i % len(ds), 1)] for i in range(n)])
+
+
+def time_row(name: str, data_root: Path, iters: int, batch: int) -> float:
+    from visrc.models.train_cli import prepare_config
+
+    torch.manual_seed(0)
+    cfg = prepare_config(name, data_root=str(data_root), work_dir=tempfile.mkdtemp())
+    from mmdet.registry import MODELS
+    model = MODELS.build(cfg.model).train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    data = _video_batch(cfg, data_root, batch)
+    times = []
+    for i in range(iters + 1):
+        t0 = time.perf_counter()
+        inputs = model.data_preprocessor(data, True)
+        losses = model.loss(**inputs)
+        loss = sum(v if torch.is_tensor(v) else sum(v) for k, v in losses.items() if "loss" in k)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i:                     # the first iteration warms up allocators and caches
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--iters", type=int, default=4)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    from visrc.data.toy import make_toy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_toy(Path(tmp) / "toy", preset="small", progress=False)
+        base = None
+        for name in ROWS:
+            t = time_row(name, root, args.iters, args.batch)
+            base = base or t
+            print(f"{name:20s} {t:6.3f} s/iter   ratio to baseline {t / base:5.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
