@@ -113,3 +113,27 @@ def ablation_table(runs: list[dict], paper: dict | None = PAPER_TABLE1):
         table["paper AP"] = [paper.get(r, {}).get("AP") for r in order]
         table["paper AP50"] = [paper.get(r, {}).get("AP50") for r in order]
     return table
+
+
+def frame_sampling_options(config: str, data_root: str | Path, n: int | None) -> dict | None:
+    """``cfg_options`` that train ``config`` on ``n`` uniformly sampled frames per video (paper 3.1).
+
+    Writes the subsampled annotation file under ``runs/data/`` and adds ``PseudoRefFrame`` before
+    packing, so a video left with one frame (its key frame sampled as its own reference) gets an
+    affine-warped pseudo reference frame, as in the paper. ``n=None``: all frames, no override.
+    """
+    if n is None:
+        return None
+    from visrc.data.sampling import subsample_frames
+    from visrc.data.ytvis import load_ytvis, write_ytvis
+    from visrc.models.inference import load_config
+
+    cfg = load_config(config)
+    ds = cfg.train_dataloader.dataset
+    src = Path(data_root) / ds.ann_file
+    ann = runs_dir() / "data" / "frame_sampling" / f"{Path(data_root).name}_{Path(ds.ann_file).stem}_{n}frames.json"
+    if not ann.is_file():
+        write_ytvis(subsample_frames(load_ytvis(src), n), ann)
+    pipeline = [t.to_dict() if hasattr(t, "to_dict") else dict(t) for t in ds.pipeline]
+    pipeline.insert(len(pipeline) - 1, dict(type="PseudoRefFrame"))
+    return {"train_dataloader.dataset.ann_file": str(ann), "train_dataloader.dataset.pipeline": pipeline}

@@ -18,6 +18,7 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 # Tiny parameters per notebook: every cell still runs, on the 'small' toy preset.
 QUICK_PARAMETERS: dict[str, dict] = {
     "01_overlap_histogram": dict(toy_preset="small", bins=10),
+    "02_frame_sampling": dict(toy_preset="small", frames_per_video=[1, None], train_epochs=1),
     "03_ablation": dict(toy_preset="small", train_epochs=1, msd_epoch_length=36),
     "06_bitrack_explorer": dict(toy_preset="small", source="gt_noisy"),
 }

@@ -33,6 +33,8 @@ def load_config(config):
     from mmdet.utils import register_all_modules
 
     import visrc.models  # noqa: F401  registers VISQDTrack, VISRoIHead, hooks
+    import visrc.data.msd  # noqa: F401  registers visrc's transforms (PseudoRefFrame, ...) for any config
+    import visrc.data.video_dataset  # noqa: F401  registers YTVISRawDataset
 
     register_all_modules(init_default_scope=True)
     if isinstance(config, Config):

@@ -71,3 +71,24 @@ def plot_metric_bars(table, metrics=("AP", "AP50", "AR10"), paper_col: str | Non
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     return fig
+
+
+def plot_ap_vs_frames(df, metrics=("AP", "AP50"), title: str = ""):
+    """Fig. 2b: metrics (mean +- std over seeds) against frames per video; ``df`` has columns
+    ``frames`` (int, or a label such as "all" for the last point) and one column per metric."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.4))
+    ax = fig.subplots()
+    labels = [str(f) for f in dict.fromkeys(df["frames"])]
+    g = df.assign(frames=df["frames"].astype(str)).groupby("frames", sort=False)
+    for m in metrics:
+        mean, std = g[m].mean().loc[labels], g[m].std(ddof=1).loc[labels].fillna(0)
+        ax.errorbar(range(len(labels)), mean, yerr=std, marker="o", capsize=3, label=m)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels)
+    ax.set_xlabel("training frames per video (uniformly sampled)")
+    ax.set_ylabel("valid video AP")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    return fig
