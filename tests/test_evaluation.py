@@ -7,16 +7,14 @@ whole precision/recall arrays.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from visrc.evaluation.oracle import load_oracle
+from visrc.evaluation.oracle import load_oracle, run_oracle
 
 from visrc.evaluation.ytvis_eval import SUMMARY_KEYS, evaluate_ytvis
 
@@ -32,34 +30,14 @@ def _load_oracle():
 
 @pytest.fixture(scope="module")
 def oracle():
-    YTVIS, YTVISeval = _load_oracle()
+    _load_oracle()
     # mmdet 3.3.0's accumulate uses np.float, removed in numpy 1.24
     had = hasattr(np, "float")
     if not had:
         np.float = float
 
     def run(gt: dict, results: list) -> dict:
-        with contextlib.redirect_stdout(io.StringIO()):
-            gt_api = YTVIS(copy.deepcopy(gt))
-            if results:
-                dt_api = gt_api.loadRes(copy.deepcopy(results))
-            else:   # the oracle's loadRes crashes on [] (anns[0]); build the empty result set by hand
-                dt_api = YTVIS()
-                dt_api.dataset = {"videos": list(gt["videos"]), "categories": copy.deepcopy(gt["categories"]),
-                                  "annotations": []}
-                dt_api.createIndex()
-            ev = YTVISeval(gt_api, dt_api, "segm")
-            ev.params.vidIds = gt_api.getVidIds()
-            ev.evaluate()
-            ev.accumulate()
-            ev.summarize()
-        prec = ev.eval["precision"]
-        per_cat = {}
-        for k, c in enumerate(ev.params.catIds):
-            s = prec[:, :, k, 0, -1]
-            per_cat[c] = float(np.mean(s[s > -1])) if (s > -1).any() else -1.0
-        return {"stats": np.asarray(ev.stats, np.float64), "precision": prec, "recall": ev.eval["recall"],
-                "per_category": per_cat}
+        return run_oracle(gt, results)
 
     yield run
     if not had:

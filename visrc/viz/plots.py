@@ -38,16 +38,8 @@ def savefig(fig, name: str, dpi: int = 120) -> Path:
 def savetable(df, name: str) -> tuple[Path, Path]:
     """Save a pandas table as ``figures/<name>.csv`` and ``figures/<name>.md`` (atomic)."""
     csv = atomic_write_text(figures_dir() / f"{_name(name)}.csv", df.to_csv(index=True))
-    md = atomic_write_text(figures_dir() / f"{_name(name)}.md", df.to_markdown() if _has_tabulate() else df.to_string())
+    md = atomic_write_text(figures_dir() / f"{_name(name)}.md", df.to_markdown())
     return csv, md
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-        return True
-    except ImportError:
-        return False
 
 
 def plot_metric_bars(table, metrics=("AP", "AP50", "AR10"), paper_col: str | None = "paper AP", title: str = ""):
