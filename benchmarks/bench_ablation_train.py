@@ -1,17 +1,18 @@
 """Training cost of each Table 1 row relative to the baseline, on the same video batches.
 
-    python benchmarks/bench_ablation_train.py [--iters 4] [--threads 1]
+    python benchmarks/bench_ablation_train.py [--iters 4] [--threads 1] [--rows toy_baseline toy_swin]
 
 Builds each toy ablation config, takes the same 4 key/reference video pairs of the small toy
 benchmark (generated in a temp dir), and times forward + backward + SGD step, median over
 ``--iters`` after one warm-up. Prints seconds per iteration and the ratio to ``toy_baseline``
-measured in the same process. (MSD's still-image samples are left out so every row sees the same
-input; the ratio is the cost of the row's modules.)
+measured in the same process (``--rows``: other configs, e.g. Table 2's backbones
+``toy_baseline toy_swin``; the first one is the reference). (MSD's still-image samples are left
+out so every row sees the same input; the ratio is the cost of the row's modules.)
 
-Caveat: the models are freshly initialised, so TCIS's deformable-conv offsets are zero. With
-trained weights (TCIS epoch-1 checkpoint, the toy baseline's final one, the same 4 pairs) one
-iteration's backward took 5.9 s for toy_tcis against 1.2 s for the baseline: mmcv's CPU
-DeformConv2d backward becomes the bottleneck once offsets are non-zero.
+Freshly initialised models have zero TCIS offsets, and mmcv's CPU DeformConv2d backward gets
+slower once they are not: pass trained checkpoints with ``--weights toy_tcis=PATH ...`` (e.g. the
+notebook 03 runs in ``runs/experiments/``) to time the rows as they train. That cost is why the toy
+configs run TCIS on one positive RoI per instance (``tcis_rois_per_instance=1``).
 """
 from __future__ import annotations
 
@@ -36,13 +37,16 @@ def _video_batch(cfg, data_root: Path, n: int):
     return pseudo_collate([ds[(i % len(ds), 1)] for i in range(n)])
 
 
-def time_row(name: str, data_root: Path, iters: int, batch: int) -> float:
+def time_row(name: str, data_root: Path, iters: int, batch: int, weights: str | None = None) -> float:
     from visrc.models.train_cli import prepare_config
 
     torch.manual_seed(0)
     cfg = prepare_config(name, data_root=str(data_root), work_dir=tempfile.mkdtemp())
     from mmdet.registry import MODELS
     model = MODELS.build(cfg.model).train()
+    if weights:
+        from visrc.models.checkpoint import load_weights
+        load_weights(model, weights)
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
     data = _video_batch(cfg, data_root, batch)
     times = []
@@ -64,6 +68,7 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=4)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--rows", nargs="+", default=list(ROWS), help="configs to time; the first is the reference")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from visrc.data.toy import make_toy
@@ -71,10 +76,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = make_toy(Path(tmp) / "toy", preset="small", progress=False)
         base = None
-        for name in ROWS:
-            t = time_row(name, root, args.iters, args.batch)
+        for name in args.rows:
+            t = time_row(name, root, args.iters, args.batch, weights.get(name))
             base = base or t
-            print(f"{name:20s} {t:6.3f} s/iter   ratio to baseline {t / base:5.2f}x", flush=True)
+            print(f"{name:20s} {t:6.3f} s/iter   ratio to {args.rows[0]} {t / base:5.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ from mmengine.structures import InstanceData
 from mmdet.models.roi_heads.mask_heads import FCNMaskHead
 from mmdet.structures.mask import BitmapMasks
 from visrc.data.msd import masks_to_boxes
-from visrc.models.tcis import (TCISModule, build_tcis, crop_masks_to_rois, match_ref_instances,
-                               tcis_loss_from_sampling, tcis_mask_loss)
+from visrc.models.tcis import (TCISModule, _random_k_per_instance, build_tcis, crop_masks_to_rois,
+                               match_ref_instances, tcis_loss_from_sampling, tcis_mask_loss)
 
 C, S = 8, 14
 
@@ -171,6 +171,21 @@ def test_tcis_loss_from_sampling_with_roi_extractor():
     # image 2's instance (id 7) is absent from its reference frame: same loss without it
     out2 = tcis_loss_from_sampling(m, head, extractor, ref_x, pos_rois[:2], key_feats[:2], res[:1], key[:1], ref[:1])
     torch.testing.assert_close(out2["loss_mask_tcis"], loss)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_random_k_positives_per_instance(k):
+    torch.manual_seed(0)
+    res = [SimpleNamespace(pos_assigned_gt_inds=torch.tensor([0, 0, 0, 1, 1, 2])),
+           SimpleNamespace(pos_assigned_gt_inds=torch.tensor([0, 0])),
+           SimpleNamespace(pos_assigned_gt_inds=torch.zeros(0, dtype=torch.long))]
+    keep = _random_k_per_instance(res, k)
+    assert keep.shape == (8,)
+    for gts, mask in ((res[0].pos_assigned_gt_inds, keep[:6]), (res[1].pos_assigned_gt_inds, keep[6:])):
+        for g in gts.unique():
+            assert int(mask[gts == g].sum()) == min(k, int((gts == g).sum()))
+    picks = {tuple(_random_k_per_instance(res[:1], 1).tolist()) for _ in range(20)}
+    assert len(picks) > 1          # random, not always the first positive
 
 
 def test_build_switch():

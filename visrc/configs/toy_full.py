@@ -39,7 +39,7 @@ model = dict(
             type='VISTCISMaskScoringRoIHead',
             tcis=dict(in_channels=ch, roi_size=14, deform_kernel=3, deform_groups=1,
                       norm_cfg=dict(type='BN', requires_grad=True)),
-            tcis_loss_weight=1.0,
+            tcis_loss_weight=1.0, tcis_rois_per_instance=1,
             bbox_head=dict(
                 type='AuxClassBBoxHead', num_target_classes=num_classes, num_aux_classes=num_aux,
                 num_classes=num_classes + num_aux, aux_drop_mode='columns'),

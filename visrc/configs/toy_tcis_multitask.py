@@ -24,7 +24,7 @@ model = dict(
             type='VISTCISMaskScoringRoIHead',
             tcis=dict(in_channels=ch, roi_size=14, deform_kernel=3, deform_groups=1,
                       norm_cfg=dict(type='BN', requires_grad=True)),
-            tcis_loss_weight=1.0,
+            tcis_loss_weight=1.0, tcis_rois_per_instance=1,
             mask_iou_head=dict(
                 type='WeakMaskIoUHead', num_convs=2, num_fcs=2, roi_feat_size=14,
                 in_channels=ch, conv_out_channels=ch, fc_out_channels=256,

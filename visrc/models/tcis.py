@@ -202,7 +202,7 @@ def match_ref_instances(sampling_results: Sequence, key_gt_instances: Sequence, 
 def tcis_loss_from_sampling(tcis: TCISModule, mask_head: nn.Module, mask_roi_extractor: nn.Module, ref_x: Sequence[Tensor],
                             pos_rois: Tensor, key_mask_feats: Tensor, sampling_results: Sequence,
                             key_gt_instances: Sequence, ref_gt_instances: Sequence, mask_size: int = 28,
-                            loss_weight: float = 1.0) -> dict:
+                            loss_weight: float = 1.0, rois_per_instance: Optional[int] = None) -> dict:
     """TCIS loss inside a RoI head's mask loss: one call after the main mask forward.
 
     Args:
@@ -216,11 +216,16 @@ def tcis_loss_from_sampling(tcis: TCISModule, mask_head: nn.Module, mask_roi_ext
         key_gt_instances, ref_gt_instances: per image ``InstanceData`` with ``masks``, ``labels``,
             ``instances_ids`` (and optional ``weak_flags``) of the key and reference frames.
         mask_size: M of the mask targets (``rcnn_train_cfg.mask_size``).
+        rois_per_instance: keep at most this many (random) positives per matched instance and image
+            (``None``: all). The paper runs TCIS "for each matched instance"; one RoI per instance
+            keeps mmcv's CPU deformable-conv backward (about 7x its forward) affordable.
 
     Returns:
         ``{'loss_mask_tcis': scalar}``.
     """
     valid, ref_inds = match_ref_instances(sampling_results, key_gt_instances, ref_gt_instances)
+    if rois_per_instance is not None:
+        valid = valid & _random_k_per_instance(sampling_results, rois_per_instance)
     device = key_mask_feats.device
     valid = valid.to(device)
     if not bool(valid.any()):
@@ -246,13 +251,30 @@ def tcis_loss_from_sampling(tcis: TCISModule, mask_head: nn.Module, mask_roi_ext
                           torch.cat(key_targets), torch.cat(labels), loss_weight=loss_weight)
 
 
+def _random_k_per_instance(sampling_results: Sequence, k: int) -> Tensor:
+    """(P,) bool over the concatenated positives: at most ``k`` random positives per (image, GT index)."""
+    keep = []
+    for res in sampling_results:
+        gt = res.pos_assigned_gt_inds.long().cpu()
+        order = torch.randperm(len(gt))                  # random pick, the training RNG's seed
+        rank = torch.zeros(len(gt), dtype=torch.long)
+        seen: dict = {}
+        for i in order.tolist():
+            g = int(gt[i])
+            rank[i] = seen.get(g, 0)
+            seen[g] = rank[i].item() + 1
+        keep.append(rank < k)
+    return torch.cat(keep) if keep else torch.zeros(0, dtype=torch.bool)
+
+
 class TCISRoIHeadMixin:
     """Adds TCIS to an mmdet ``StandardRoIHead`` subclass without copying its ``loss``.
 
     Use it first in the bases: ``class X(TCISRoIHeadMixin, VISRoIHead)`` or
     ``class X(TCISRoIHeadMixin, MaskScoringRoIHead)``. ``__init__`` takes
     ``tcis=dict(in_channels=..., roi_size=..., ...)`` (``None`` or ``enabled=False``: off, the head
-    is exactly its base class) and ``tcis_loss_weight``.
+    is exactly its base class), ``tcis_loss_weight`` and ``tcis_rois_per_instance`` (see
+    :func:`tcis_loss_from_sampling`).
 
     Training: ``loss(x, rpn_results_list, batch_data_samples, ref_x=None, ref_data_samples=None)``
     (the signature of ``visrc.models.vis_model.VISRoIHead.loss``; :meth:`loss_with_ref` is the same
@@ -263,10 +285,12 @@ class TCISRoIHeadMixin:
     is the base class's. ``predict`` is never touched.
     """
 
-    def __init__(self, *args, tcis: Optional[dict] = None, tcis_loss_weight: float = 1.0, **kwargs) -> None:
+    def __init__(self, *args, tcis: Optional[dict] = None, tcis_loss_weight: float = 1.0,
+                 tcis_rois_per_instance: Optional[int] = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.tcis = build_tcis(tcis)
         self.tcis_loss_weight = tcis_loss_weight
+        self.tcis_rois_per_instance = tcis_rois_per_instance
         self._tcis_ref = None
 
     @property
@@ -298,7 +322,8 @@ class TCISRoIHeadMixin:
             mask_size = self.train_cfg.get("mask_size", 28) if self.train_cfg is not None else 28
             tcis_loss = tcis_loss_from_sampling(self.tcis, self.mask_head, self.mask_roi_extractor, ref_x, pos_rois,
                                                 mask_results["mask_feats"], sampling_results, batch_gt_instances,
-                                                ref_gt, mask_size=mask_size, loss_weight=self.tcis_loss_weight)
+                                                ref_gt, mask_size=mask_size, loss_weight=self.tcis_loss_weight,
+                                                rois_per_instance=self.tcis_rois_per_instance)
             mask_results["loss_mask"] = dict(mask_results["loss_mask"], **tcis_loss)
         return mask_results
 
