@@ -33,3 +33,43 @@ def test_notebook_executes_quick(nb, tmp_path, monkeypatch):
     metrics = json.loads((figures / f"{nb.stem}_metrics.json").read_text())
     assert metrics
     assert list(figures.glob("*.png")), "every notebook draws at least one figure"
+
+
+def test_reproduce_runs_side_by_side_and_respects_needs(monkeypatch, tmp_path):
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from visrc import reproduce
+
+    events, lock = [], threading.Lock()
+
+    def fake_execute(nb, quick=False, log_output=False, **kw):
+        with lock:
+            events.append(("start", nb.stem))
+        time.sleep(0.2)
+        if nb.stem == "03_fails":
+            raise RuntimeError("cell 3 failed")
+        with lock:
+            events.append(("end", nb.stem))
+        return tmp_path / nb.name
+
+    names = ["01_a", "03_fails", "04_ensemble", "05_pseudo_label"]
+    monkeypatch.setattr(reproduce, "notebooks", lambda: [tmp_path / f"{n}.ipynb" for n in names])
+    monkeypatch.setattr(reproduce, "execute", fake_execute)
+    rc = reproduce.run(SimpleNamespace(only=None, quick=True, quiet=True))
+    assert rc == 1                                            # one notebook failed
+    starts = [e for e in events if e[0] == "start"]
+    assert {s[1] for s in starts[:3]} == {"01_a", "03_fails", "04_ensemble"}   # side by side
+    assert events.index(("end", "04_ensemble")) < events.index(("start", "05_pseudo_label"))
+
+
+def test_reproduce_param_parsing():
+    import pytest as _pytest
+
+    from visrc.reproduce import parse_params
+
+    assert parse_params(["seeds=[0,1,2]", "toy_preset=small", "x=0.5"]) == {"seeds": [0, 1, 2], "toy_preset": "small",
+                                                                           "x": 0.5}
+    with _pytest.raises(SystemExit, match="KEY=VALUE"):
+        parse_params(["seeds"])

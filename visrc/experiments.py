@@ -10,26 +10,64 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
-from visrc.io import atomic_write_json, read_json
+from visrc.io import atomic_write_json, file_lock, read_json
 from visrc.paths import runs_dir
 
 
 def run_dir(config: str, data_root: str | Path, seed: int = 0, max_epochs: int | None = None,
             cfg_options: dict | None = None) -> Path:
-    """The directory of one (config, data, seed, schedule, overrides) run."""
-    key = json.dumps({"config": str(config), "data": str(Path(data_root).resolve()), "seed": seed,
-                      "epochs": max_epochs, "options": cfg_options or {}}, sort_keys=True)
+    """The directory of one (config content, data, seed, schedule, overrides) run: editing a config
+    (or its ``_base_``) gives new runs instead of silently reusing stale checkpoints."""
+    key = json.dumps({"config": str(config), "config_text": config_fingerprint(config),
+                      "data": str(Path(data_root).resolve()), "seed": seed, "epochs": max_epochs,
+                      "options": cfg_options or {}}, sort_keys=True)
     name = Path(str(config)).stem
     return runs_dir() / "experiments" / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
+def config_fingerprint(config: str | Path) -> str:
+    """sha1 of the fully resolved config text (``_base_`` files merged in)."""
+    from mmengine.config import Config
+    from visrc.models.inference import resolve_config_path
+
+    cfg = Config.fromfile(resolve_config_path(config), import_custom_modules=False)
+    return hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def training_slots() -> int:
+    """How many trainings may run at once on this machine, all processes together (``VISRC_TRAIN_SLOTS``,
+    default the CPU count): notebooks executed side by side share the cores instead of oversubscribing them."""
+    return max(1, int(os.environ.get("VISRC_TRAIN_SLOTS") or os.cpu_count() or 1))
+
+
+@contextmanager
+def _training_slot(poll_seconds: float = 2.0):
+    """Wait for one of :func:`training_slots` machine-wide slots (lock files under ``runs/locks``)."""
+    slots = [runs_dir() / "locks" / f"train_slot{i}.lock" for i in range(training_slots())]
+    while True:
+        for slot in slots:
+            with file_lock(slot, blocking=False) as got:
+                if got:
+                    yield
+                    return
+        time.sleep(poll_seconds)
+
+
 def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: int | None = None,
-                 cfg_options: dict | None = None, force: bool = False) -> Path:
-    """Train (or resume, or reuse) and return the final checkpoint's path."""
+                 cfg_options: dict | None = None, force: bool = False, threads: int | None = None) -> Path:
+    """Train (or resume, or reuse) and return the final checkpoint's path.
+
+    Safe to call from several processes at once: one of them trains a given run while the others
+    wait for it, and at most :func:`training_slots` trainings run on the machine at a time.
+    ``threads``: torch/OpenMP threads of the training (default ``cpu_count // training_slots()``).
+    """
     work = run_dir(config, data_root, seed, max_epochs, cfg_options)
     done = work / "final_checkpoint.json"
     if done.is_file() and not force:
@@ -40,18 +78,44 @@ def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: 
         cmd += ["--max-epochs", str(max_epochs)]
     if cfg_options:
         cmd += ["--cfg-options"] + [f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}" for k, v in cfg_options.items()]
-    work.mkdir(parents=True, exist_ok=True)
-    print(f"training {config} (seed {seed}) in {work}; log: {work / 'train.log'}", flush=True)
-    with open(work / "train.log", "a") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        tail = (work / "train.log").read_text().splitlines()[-25:]
-        raise RuntimeError(f"training {config} failed (exit {proc.returncode}); last lines of {work / 'train.log'}:\n"
-                           + "\n".join(tail))
-    pointer = work / "last_checkpoint"
-    ckpt = Path(pointer.read_text().strip()) if pointer.is_file() else max(work.glob("epoch_*.pth"), key=lambda p: p.stat().st_mtime)
-    atomic_write_json(done, {"checkpoint": str(ckpt), "command": cmd})
+    threads = threads or max(1, (os.cpu_count() or 1) // training_slots())
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    with file_lock(work / ".train.lock"):
+        if done.is_file() and not force:          # another process trained it while we waited
+            return Path(read_json(done)["checkpoint"])
+        with _training_slot():
+            print(f"training {config} (seed {seed}) in {work}; log: {work / 'train.log'}", flush=True)
+            t0 = time.time()
+            with open(work / "train.log", "a") as log:
+                proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if proc.returncode != 0:
+            tail = (work / "train.log").read_text().splitlines()[-25:]
+            raise RuntimeError(f"training {config} failed (exit {proc.returncode}); last lines of "
+                               f"{work / 'train.log'}:\n" + "\n".join(tail))
+        pointer = work / "last_checkpoint"
+        ckpt = (Path(pointer.read_text().strip()) if pointer.is_file()
+                else max(work.glob("epoch_*.pth"), key=lambda p: p.stat().st_mtime))
+        atomic_write_json(done, {"checkpoint": str(ckpt), "command": cmd, "threads": threads,
+                                 "train_seconds": round(time.time() - t0, 1)})
+        print(f"trained {config} (seed {seed}) in {time.time() - t0:.0f}s", flush=True)
     return ckpt
+
+
+def train_many(jobs: list[dict]) -> list[Path]:
+    """Several :func:`train_cached` runs (``jobs[i]`` = its keyword arguments) side by side, as many at a
+    time as :func:`training_slots` allows (on a 2-core laptop, two 1-thread trainings finish sooner than
+    two 2-thread trainings in a row). Returns the checkpoints in ``jobs`` order; raises after all
+    runs ended if any failed (the others are kept, cached)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        futures = [pool.submit(train_cached, **j) for j in jobs]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {len(jobs)} trainings failed; first: {errors[0]}") from errors[0]
+    return [f.result() for f in futures]
 
 
 def predict_cached(config: str, checkpoint: str | Path, data_root: str | Path, mode: str = "forward",
@@ -64,8 +128,12 @@ def predict_cached(config: str, checkpoint: str | Path, data_root: str | Path, m
     summary_path = out_dir / "summary.json"
     if summary_path.is_file() and not force:
         return read_json(summary_path)
-    summary = run_inference(config, checkpoint, data_root=data_root, out=out_dir / "results.json", mode=mode, log=None)
-    atomic_write_json(summary_path, summary, indent=2)
+    with file_lock(out_dir / ".predict.lock"):       # another notebook may be predicting it right now
+        if summary_path.is_file() and not force:
+            return read_json(summary_path)
+        summary = run_inference(config, checkpoint, data_root=data_root, out=out_dir / "results.json", mode=mode,
+                                log=None)
+        atomic_write_json(summary_path, summary, indent=2)
     return summary
 
 
@@ -95,6 +163,17 @@ PAPER_TABLE1 = {
     "+TCIS+MultiTask+MSD+BiTrack": dict(AP=0.388, AP50=0.589, AP75=0.438, AR1=0.320, AR10=0.436),
 }
 TABLE_METRICS = ("AP", "AP50", "AP75", "AR1", "AR10")
+# The paper's Table 2 (YouTube-VIS 2021 valid), for side-by-side display only. Our model A is the
+# toy ResNet (toy_baseline; the paper: ResNeSt-101 "S101"), model B the toy Swin (toy_swin; Swin-S).
+# Rows 4-6 train on pseudo-labelled valid and evaluate on valid (the paper's transductive protocol).
+PAPER_TABLE2 = {
+    "A": dict(AP=0.418, AP50=0.652, AP75=0.464, AR1=0.340, AR10=0.454),
+    "B": dict(AP=0.440, AP50=0.666, AP75=0.504, AR1=0.359, AR10=0.476),
+    "Ensemble (A, B)": dict(AP=0.464, AP50=0.698, AP75=0.515, AR1=0.376, AR10=0.505),
+    "A + pseudo": dict(AP=0.539, AP50=0.777, AP75=0.628, AR1=0.421, AR10=0.578),
+    "B + pseudo": dict(AP=0.560, AP50=0.792, AP75=0.644, AR1=0.430, AR10=0.594),
+    "Ensemble (A, B, A+P, B+P)": dict(AP=0.575, AP50=0.806, AP75=0.671, AR1=0.441, AR10=0.609),
+}
 
 
 def ablation_table(runs: list[dict], paper: dict | None = PAPER_TABLE1):

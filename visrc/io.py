@@ -4,9 +4,11 @@ Every writer in visrc goes through these so a killed process never leaves a trun
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -65,3 +67,20 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 text (byte {e.start}): not a JSON file?") from None
+
+
+@contextmanager
+def file_lock(path: Path, blocking: bool = True):
+    """An exclusive ``flock`` on ``path`` (released when the holder exits, even if killed); yields
+    False instead of waiting when ``blocking=False`` and the lock is taken."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
