@@ -259,14 +259,15 @@ def test_ensemble_videos_calls_the_models_with_the_fused_boxes():
     seen = []
 
     def fake(model_id):
-        def fn(video_id, t, boxes):
-            seen.append((model_id, video_id, t, len(boxes)))
+        def fn(video_id, t, boxes, labels):
+            assert labels.shape == (len(boxes),) and labels.dtype == np.int64   # the fused classes
+            seen.append((model_id, video_id, t, len(boxes), labels.tolist()))
             m = np.zeros((len(boxes), 8, 8)); m[:, :2 + 2 * model_id] = 1.0
             return m, np.full((len(boxes), 3), model_id + 1.0)
         return fn
 
     (out,) = ensemble_videos([[v], [w]], proposal_fns=[fake(0), fake(1)], mask_thr=0.75)
-    assert sorted(seen) == [(0, 7, 0, 1), (1, 7, 0, 1)]  # one call per model for the non-empty frame only
+    assert sorted(seen) == [(0, 7, 0, 1, [0]), (1, 7, 0, 1, [0])]  # one call per model, non-empty frame only
     assert decode_rle(out.frames[0].masks[0])[:, 0].tolist() == [1, 1, 0, 0, 0, 0, 0, 0]  # intersection at 0.75
     np.testing.assert_allclose(out.frames[0].embeddings, [[1 / np.sqrt(3)] * 3], rtol=1e-6)
     assert len(out.frames[1]) == 0 and out.frames[1].embeddings.shape == (0, 3) and out.frames[1].masks == []

@@ -58,7 +58,6 @@ validation score.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -71,8 +70,9 @@ from visrc.tracking.predictions import FramePredictions, VideoPredictions
 #: A model's answer for given proposals: ``fn(boxes (K, 4) xyxy) -> (masks, embeddings (K, D))``,
 #: masks either (K, h, w) probabilities / binary, or a list of K RLE dicts.
 BoxFn = Callable[[np.ndarray], tuple]
-#: The video-level form: ``fn(video_id, frame_index, boxes (K, 4)) -> (masks, embeddings)``.
-ProposalFn = Callable[[int, int, np.ndarray], tuple]
+#: The video-level form: ``fn(video_id, frame_index, boxes (K, 4), labels (K,)) -> (masks, embeddings)``;
+#: ``labels`` are the fused detections' classes (a class-specific mask head needs them).
+ProposalFn = Callable[[int, int, np.ndarray, np.ndarray], tuple]
 
 MAX_PAIRS = 4_000_000  # candidate pairs per clustering chunk (memory bound, ~100 MB of temporaries)
 
@@ -356,7 +356,7 @@ def ensemble_videos(models: Sequence[Sequence[VideoPredictions]], iou_thr: float
     Videos are matched by id (every model must have the same videos, frame counts and sizes);
     the output follows model 0's order. The whole split is clustered in one vectorized pass
     (groups = (video, frame, class)). Masks/embeddings: from ``proposal_fns`` (one per model,
-    ``fn(video_id, t, boxes) -> (masks, emb)``, see :func:`refine_with_models`; ``embed_mode``
+    ``fn(video_id, t, boxes, labels) -> (masks, emb)``, see :func:`refine_with_models`; ``embed_mode``
     "mean" | "concat") or, without them, from the members (``mask_mode`` "seed" | "vote",
     ``embed_mode`` "mean" | "seed"). Default ``embed_mode``: "mean".
     """
@@ -427,7 +427,7 @@ def ensemble_videos(models: Sequence[Sequence[VideoPredictions]], iou_thr: float
                 if hi == lo:
                     fr.append(None)  # filled once D is known
                     continue
-                fns = [partial(fn, v0.video_id, tt) for fn in proposal_fns]
+                fns = [partial_proposal(fn, v0.video_id, tt, fl) for fn in proposal_fns]
                 masks, emb = refine_with_models(fb, fns, v0.height, v0.width, mask_thr, embed_mode)
             else:
                 emb = out_emb[lo:hi]
@@ -441,6 +441,11 @@ def ensemble_videos(models: Sequence[Sequence[VideoPredictions]], iou_thr: float
         for v in out:
             v.frames = [f if f is not None else FramePredictions.empty(D, with_masks=True) for f in v.frames]
     return out
+
+
+def partial_proposal(fn: ProposalFn, video_id: int, t: int, labels: np.ndarray) -> BoxFn:
+    """A :data:`ProposalFn` bound to one frame and its fused labels -> a :data:`BoxFn`."""
+    return lambda boxes: fn(video_id, t, boxes, labels)
 
 
 def _member_masks(row, mem, mem_start, lo, hi, model, det, t, mask_mode, mask_thr) -> list[dict]:
