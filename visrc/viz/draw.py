@@ -110,3 +110,38 @@ def write_video(frames: Sequence[np.ndarray], out: str | os.PathLike, fps: float
         os.replace(tmp, out)
         return out
     raise ValueError(f'{out}: unsupported video suffix {suffix!r} (use .gif or .mp4)')
+
+
+def plot_gt_vs_pseudo(gt: dict, pseudo: dict, img_root, frame: int | None = None):
+    """A valid frame with its GT boxes beside the pseudo-label boxes (notebook 05) -> matplotlib Figure.
+
+    ``gt`` / ``pseudo``: YouTube-VIS dicts of the same split (pseudo from
+    :func:`visrc.ensemble.pseudo_label.make_pseudo_labels`); the video with the most pseudo tracks
+    is shown, at ``frame`` (default: its middle frame).
+    """
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    if not gt.get("videos"):
+        raise ValueError("plot_gt_vs_pseudo: the GT split has no videos")
+    cat_names = [c["name"] for c in gt["categories"]]
+    cat_index = {c["id"]: i for i, c in enumerate(gt["categories"])}
+    counts = {}
+    for a in pseudo.get("annotations", []):
+        counts[a["video_id"]] = counts.get(a["video_id"], 0) + 1
+    video = max(gt["videos"], key=lambda v: counts.get(v["id"], 0))
+    t = len(video["file_names"]) // 2 if frame is None else int(frame)
+    with Image.open(Path(img_root) / video["file_names"][t]) as im:
+        img = np.asarray(im.convert("RGB"))
+    fig = Figure(figsize=(9, 2.9))
+    for ax, (title, data) in zip(fig.subplots(1, 2), [("valid GT", gt), ("pseudo labels (ensemble + tracking)", pseudo)]):
+        anns = [a for a in data.get("annotations", []) if a["video_id"] == video["id"] and a["bboxes"][t] is not None]
+        boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bboxes"][t] for a in anns)],
+                         np.float64).reshape(-1, 4)
+        ax.imshow(draw_frame(img, boxes, None, [a["id"] for a in anns], [cat_index[a["category_id"]] for a in anns],
+                             [a.get("score", 1.0) for a in anns], cat_names))
+        ax.set_title(f"{title}: video {video['id']}, frame {t}", fontsize=8)
+        ax.axis("off")
+    return fig
