@@ -154,6 +154,32 @@ def tracking_ablation(videos, gt: dict, label_to_category, config=None, modes=("
     return out
 
 
+def evaluate_run(config: str, checkpoint: str | Path, data_root: str | Path, tracker: dict | None = None,
+                 merge_iou_thr: float | None = None, modes=("forward",)) -> dict:
+    """``{mode: {AP, AP50, AP75, AR1, AR10}}`` of a trained run on its valid split, re-tracking its saved
+    per-frame predictions (:func:`predict_cached`) with ``tracker`` (keys of
+    :class:`visrc.tracking.TrackerConfig`; default: the config's ``tracking``) and ``merge_iou_thr``.
+
+    Association is cheap next to detection, so one set of predictions serves every tracker setting:
+    Table 1 compares rows under the same association thresholds, whatever each config says.
+    """
+    from visrc.data.ytvis import load_ytvis
+    from visrc.models.inference import config_classes, label_to_category, load_config
+    from visrc.tracking import build_bitrack_config, load_predictions
+
+    cfg = load_config(config)
+    summary = predict_cached(config, checkpoint, data_root)
+    track_cfg = dict(cfg.get("tracking") or {})
+    track_cfg["tracker"] = {**dict(track_cfg.get("tracker") or {}), **(tracker or {})}
+    if merge_iou_thr is not None:
+        track_cfg["merge_iou_thr"] = merge_iou_thr
+    split = cfg.get("test_split") or {}
+    gt = load_ytvis(Path(data_root) / split.get("ann_file", "valid/instances.json"))
+    l2c = label_to_category(config_classes(cfg), gt["categories"])
+    out = tracking_ablation(load_predictions(summary["predictions"]), gt, l2c, build_bitrack_config(track_cfg), modes)
+    return {mode: {k: m[k] for k in TABLE_METRICS} for mode, m in out.items()}
+
+
 # The paper's Table 1 (YouTube-VIS 2021 valid, ResNeSt-50), for side-by-side display only.
 PAPER_TABLE1 = {
     "baseline": dict(AP=0.309, AP50=0.501, AP75=0.338, AR1=0.269, AR10=0.346),
