@@ -6,7 +6,8 @@ Builds each toy ablation config, takes the same 4 key/reference video pairs of t
 benchmark (generated in a temp dir), and times forward + backward + SGD step, median over
 ``--iters`` after one warm-up. Prints seconds per iteration and the ratio to ``toy_baseline``
 measured in the same process (``--rows``: other configs, e.g. Table 2's backbones
-``toy_baseline toy_swin``; the first one is the reference). (MSD's still-image samples are left
+``toy_baseline toy_swin``; the first one is the reference; ``--variant KEY=VALUE ...``: the
+first row again with config overrides, e.g. a cheaper RoI sampler). (MSD's still-image samples are left
 out so every row sees the same input; the ratio is the cost of the row's modules.)
 
 Freshly initialised models have zero TCIS offsets, and mmcv's CPU DeformConv2d backward gets
@@ -17,6 +18,7 @@ configs run TCIS on one positive RoI per instance (``tcis_rois_per_instance=1``)
 from __future__ import annotations
 
 import argparse
+import ast
 import statistics
 import tempfile
 import time
@@ -37,11 +39,12 @@ def _video_batch(cfg, data_root: Path, n: int):
     return pseudo_collate([ds[(i % len(ds), 1)] for i in range(n)])
 
 
-def time_row(name: str, data_root: Path, iters: int, batch: int, weights: str | None = None) -> float:
+def time_row(name: str, data_root: Path, iters: int, batch: int, weights: str | None = None,
+             cfg_options: dict | None = None) -> float:
     from visrc.models.train_cli import prepare_config
 
     torch.manual_seed(0)
-    cfg = prepare_config(name, data_root=str(data_root), work_dir=tempfile.mkdtemp())
+    cfg = prepare_config(name, data_root=str(data_root), work_dir=tempfile.mkdtemp(), cfg_options=cfg_options)
     from mmdet.registry import MODELS
     model = MODELS.build(cfg.model).train()
     if weights:
@@ -69,7 +72,13 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rows", nargs="+", default=list(ROWS), help="configs to time; the first is the reference")
+    p.add_argument("--weights", nargs="*", default=[], metavar="ROW=CKPT", help="trained weights of a row")
+    p.add_argument("--variant", nargs="*", default=[], metavar="KEY=PYTHON_VALUE",
+                   help="also time the first row with these config overrides, e.g. "
+                        "model.track_head.train_cfg.sampler.num=32")
     args = p.parse_args()
+    weights = dict(w.split("=", 1) for w in args.weights)
+    variant = {k: ast.literal_eval(v) for k, v in (o.split("=", 1) for o in args.variant)}
     torch.set_num_threads(args.threads)
     from visrc.data.toy import make_toy
 
@@ -80,6 +89,10 @@ def main() -> None:
             t = time_row(name, root, args.iters, args.batch, weights.get(name))
             base = base or t
             print(f"{name:20s} {t:6.3f} s/iter   ratio to {args.rows[0]} {t / base:5.2f}x", flush=True)
+        if variant:
+            name = args.rows[0]
+            t = time_row(name, root, args.iters, args.batch, weights.get(name), cfg_options=variant)
+            print(f"{name} + {args.variant}: {t:6.3f} s/iter   ratio to {name} {t / base:5.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -234,3 +234,22 @@ def test_toy_swin_is_the_baseline_with_a_swin_backbone_of_the_same_channels():
     assert [f.shape[1] for f in c] == list(base.model.detector.neck.in_channels)      # 16, 32, 64, 128
     assert [tuple(f.shape[2:]) for f in c] == [(16, 24), (8, 12), (4, 6), (2, 3)]     # strides 4..32
     assert len(p) == 6 and all(f.shape[1] == base.ch for f in p)
+
+
+def test_control_fine_tune_keeps_the_train_set_and_differs_only_in_weights_and_lr(ensemble, ckpts, tiny_root):
+    from visrc.ensemble import pseudo_label_dataset, retrain_jobs
+    from visrc.experiments import run_dir
+    from visrc.models.train_cli import prepare_config
+
+    merged, _ = pseudo_label_dataset(ensemble, _low_thresholds())
+    members = [("toy_baseline", ckpts[0])]
+    control, = retrain_jobs(members, None, tiny_root, seed=0, epochs=2, lr=2e-4)
+    pseudo, = retrain_jobs(members, merged, tiny_root, seed=0, epochs=2, lr=2e-4)
+    assert control["cfg_options"] == {"load_from": str(ckpts[0].resolve()), "optim_wrapper.optimizer.lr": 2e-4}
+    assert control["max_epochs"] == pseudo["max_epochs"] == 2
+    base = prepare_config("toy_baseline", data_root=str(tiny_root))
+    cfg = prepare_config("toy_baseline", data_root=str(tiny_root), cfg_options=copy.deepcopy(control["cfg_options"]))
+    assert cfg.train_dataloader.dataset.ann_file == base.train_dataloader.dataset.ann_file
+    assert cfg.optim_wrapper.optimizer.lr == 2e-4 and cfg.load_from == str(ckpts[0].resolve())
+    runs = {run_dir(j["config"], j["data_root"], j["seed"], j["max_epochs"], j["cfg_options"]) for j in (control, pseudo)}
+    assert len(runs) == 2                                  # cached apart

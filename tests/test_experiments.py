@@ -100,3 +100,32 @@ def test_run_dir_follows_the_config_content(tmp_path, monkeypatch):
     assert experiments.run_dir(str(child), tmp_path) == d0 and d0.name.startswith("child-")
     base.write_text("lr = 0.2\nepochs = 2\n")                   # an edit in the _base_ file
     assert experiments.run_dir(str(child), tmp_path) != d0
+
+
+def test_compute_slot_shares_the_slots_with_trainings_and_is_reentrant(tmp_path, monkeypatch):
+    import os
+
+    import torch
+
+    monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("VISRC_TRAIN_SLOTS", "1")
+    monkeypatch.setattr(experiments, "_training_slot", _fast_slot(experiments._training_slot))
+    threads = torch.get_num_threads()
+    events = []
+
+    def fake_run(cmd, stdout=None, stderr=None, env=None):
+        events.append("train")
+        (Path(cmd[cmd.index("--work-dir") + 1]) / "epoch_1.pth").write_bytes(b"x")
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(experiments.subprocess, "run", fake_run)
+    with experiments.compute_slot():
+        with experiments.compute_slot():                   # nested in one thread: no self-deadlock
+            assert torch.get_num_threads() == os.cpu_count()     # one slot: all the cores
+        trainer = threading.Thread(target=experiments.train_cached, args=("toy_baseline", tmp_path))
+        trainer.start()
+        threading.Event().wait(0.5)
+        events.append("compute done")                      # the only slot is still ours: no training yet
+    trainer.join(10)
+    assert events == ["compute done", "train"]
+    assert torch.get_num_threads() == threads

@@ -8,12 +8,12 @@
 * :mod:`~visrc.ensemble.pseudo_label` — ``make_pseudo_labels`` (tracked ensemble detections ->
   a detection-only YouTube-VIS file), ``write_pseudo_labels``, ``merge_ytvis`` (train + pseudo);
 * :mod:`~visrc.ensemble.experiment` — Table 2 as cached runs: ``predict_scales_cached``,
-  ``ensemble_models``, ``pseudo_label_dataset``, ``retrain_with_pseudo`` (mmdet is imported
-  inside them, on use).
+  ``ensemble_models``, ``pseudo_label_dataset``, ``retrain_with_pseudo``, ``retrain_jobs`` (with
+  ``merged_json=None``: the no-pseudo-label control fine-tune); mmdet is imported inside them, on use.
 """
-from visrc.ensemble.experiment import (EnsembleResult, ensemble_models, predict_scales_cached, pseudo_box_precision,
-                                       pseudo_label_dataset, pseudo_label_options, retrain_jobs, retrain_with_pseudo,
-                                       split_paths, track_and_evaluate)
+from visrc.ensemble.experiment import (EnsembleResult, ensemble_models, finetune_options, predict_scales_cached,
+                                       pseudo_box_precision, pseudo_label_dataset, pseudo_label_options, retrain_jobs,
+                                       retrain_with_pseudo, split_paths, track_and_evaluate)
 from visrc.ensemble.gae import (GAEResult, ProposalFn, ensemble_frame, ensemble_videos, greedy_clusters, greedy_select,
                                 refine_with_models)
 from visrc.ensemble.pseudo_label import (PseudoLabelConfig, filter_tracks, make_pseudo_labels, merge_ytvis,
@@ -22,7 +22,7 @@ from visrc.ensemble.tta import (merge_scales, merge_scales_frame, rescale_boxes,
                                 resize_masks, scaled_sizes)
 
 __all__ = [
-    "EnsembleResult", "ensemble_models", "predict_scales_cached", "pseudo_box_precision", "pseudo_label_dataset",
+    "EnsembleResult", "ensemble_models", "finetune_options", "predict_scales_cached", "pseudo_box_precision", "pseudo_label_dataset",
     "pseudo_label_options", "retrain_jobs", "retrain_with_pseudo", "split_paths", "track_and_evaluate",
     "GAEResult", "ProposalFn", "ensemble_frame", "ensemble_videos", "greedy_clusters", "greedy_select",
     "refine_with_models",

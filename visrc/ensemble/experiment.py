@@ -81,7 +81,7 @@ def predict_scales_cached(config, checkpoint, data_root, scales: Sequence[float]
     """The split's per-frame predictions at every test scale -> ``[per scale: list of VideoPredictions]``,
     all in original-image pixels. Scale 1 is :func:`visrc.experiments.predict_cached`'s run (shared
     with notebook 03); scale s is saved in ``<checkpoint dir>/predict_<mode>_scale<s>/``."""
-    from visrc.experiments import predict_cached
+    from visrc.experiments import compute_slot, predict_cached
     from visrc.models.inference import run_inference
     from visrc.tracking import load_predictions
 
@@ -95,8 +95,9 @@ def predict_scales_cached(config, checkpoint, data_root, scales: Sequence[float]
             if path.is_file() and not force:
                 summary = read_json(path)
             else:
-                summary = run_inference(config, checkpoint, data_root=data_root, out=out_dir / "results.json",
-                                        mode=mode, log=None, scale=float(s))
+                with compute_slot():
+                    summary = run_inference(config, checkpoint, data_root=data_root, out=out_dir / "results.json",
+                                            mode=mode, log=None, scale=float(s))
                 atomic_write_json(path, summary, indent=2)
         out.append(load_predictions(summary["predictions"]))
     return out
@@ -132,6 +133,7 @@ def ensemble_models(members: Sequence[Member], data_root, scales: Sequence[float
     from visrc.ensemble.gae import ensemble_videos
     from visrc.ensemble.tta import merge_scales
     from visrc.evaluation.export import write_results
+    from visrc.experiments import compute_slot
     from visrc.models.inference import VideoPredictor, config_classes, load_config
     from visrc.tracking import load_predictions, save_predictions
 
@@ -158,11 +160,12 @@ def ensemble_models(members: Sequence[Member], data_root, scales: Sequence[float
         per_scale = predict_scales_cached(config, ckpt, root, scales)
         per_model.append(per_scale[0] if len(per_scale) == 1 else merge_scales(per_scale, iou_thr=iou_thr))
     fns = None
-    if refine:
-        paths = {v["id"]: [str(img_root / f) for f in v["file_names"]] for v in gt["videos"]}
-        fns = [_proposal_fn(VideoPredictor.from_files(c, k), paths) for c, k in members]
-    fused = ensemble_videos(per_model, iou_thr=iou_thr, proposal_fns=fns) if (refine or len(members) > 1) \
-        else per_model[0]
+    with compute_slot():               # after the predictions' cache locks (see compute_slot)
+        if refine:
+            paths = {v["id"]: [str(img_root / f) for f in v["file_names"]] for v in gt["videos"]}
+            fns = [_proposal_fn(VideoPredictor.from_files(c, k), paths) for c, k in members]
+        fused = ensemble_videos(per_model, iou_thr=iou_thr, proposal_fns=fns) if (refine or len(members) > 1) \
+            else per_model[0]
     results, metrics = track_and_evaluate(fused, members[0][0], gt, mode, tracking)
     save_predictions(fused, out_dir / "predictions.npz")
     write_results(results, out_dir / "results.json", gt=gt)
@@ -261,6 +264,16 @@ def pseudo_label_dataset(ensemble: EnsembleResult, config=None, force: bool = Fa
     return merged_path, stats
 
 
+def finetune_options(checkpoint, lr: float | None = None) -> dict:
+    """``cfg_options`` that fine-tune a config from ``checkpoint`` on its own train set: the
+    control run of the pseudo-label rows (same epochs and LR, no pseudo labels), which tells
+    the pseudo labels' gain apart from the extra training."""
+    opts = {"load_from": str(Path(checkpoint).resolve())}
+    if lr is not None:
+        opts["optim_wrapper.optimizer.lr"] = float(lr)
+    return opts
+
+
 def pseudo_label_options(config, checkpoint, merged_json, lr: float | None = None) -> dict:
     """``cfg_options`` that fine-tune ``config`` from ``checkpoint`` on ``merged_json``, with the
     pseudo annotations' ``weak_mask`` honoured: weak flags loaded and packed
@@ -283,9 +296,7 @@ def pseudo_label_options(config, checkpoint, merged_json, lr: float | None = Non
     opts = {"train_dataloader.dataset.ann_file": str(Path(merged_json).resolve()),
             "train_dataloader.dataset.data_prefix": {"img_path": ""},
             "train_dataloader.dataset.pipeline": pipeline,
-            "load_from": str(Path(checkpoint).resolve())}
-    if lr is not None:
-        opts["optim_wrapper.optimizer.lr"] = float(lr)
+            **finetune_options(checkpoint, lr)}
     if cfg.model.detector.roi_head.mask_head.type == "FCNMaskHead":
         opts["model.detector.roi_head.mask_head.type"] = "WeakMaskFCNMaskHead"
     return opts
@@ -308,6 +319,9 @@ def retrain_with_pseudo(config, checkpoint, merged_json, data_root, seed: int = 
 
 def retrain_jobs(members: Sequence[Member], merged_json, data_root, seed: int = 0, epochs: int | None = None,
                  lr: float | None = None) -> list:
-    """The :func:`retrain_with_pseudo` runs of several members as :func:`visrc.experiments.train_many` jobs."""
+    """The :func:`retrain_with_pseudo` runs of several members as :func:`visrc.experiments.train_many` jobs.
+    ``merged_json=None``: the control instead, the same fine-tune on each config's own train set
+    (:func:`finetune_options`)."""
     return [dict(config=c, data_root=data_root, seed=seed, max_epochs=epochs,
-                 cfg_options=pseudo_label_options(c, k, merged_json, lr)) for c, k in members]
+                 cfg_options=(finetune_options(k, lr) if merged_json is None
+                              else pseudo_label_options(c, k, merged_json, lr))) for c, k in members]
