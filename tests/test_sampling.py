@@ -33,3 +33,51 @@ def test_subsample_keeps_frames_and_annotations_consistent(toy_small):
             assert a["bboxes"] == [orig[a["id"]]["bboxes"][i] for i in idx]
             assert any(b is not None for b in a["bboxes"])
     assert subsample_frames(data, None)["annotations"] == data["annotations"]
+
+
+def _train_dataset(root, ann_path):
+    from visrc.data.video_dataset import YTVISRawDataset
+
+    raw = load_ytvis(ann_path)
+    return YTVISRawDataset(ann_file=str(ann_path), data_prefix=dict(img_path=str(root / "train" / "JPEGImages")),
+                           metainfo=dict(classes=tuple(c["name"] for c in raw["categories"])), pipeline=[],
+                           test_mode=False, lazy_init=False)
+
+
+def test_fixed_length_sampler_repeats_a_subsampled_split_evenly(toy_small, tmp_path):
+    from visrc.data.sampling import FixedLengthTrackImgSampler
+    from visrc.data.ytvis import write_ytvis
+
+    data = load_ytvis(toy_small / "train" / "instances.json")
+    total = sum(v["length"] for v in data["videos"])
+    write_ytvis(subsample_frames(data, 1), tmp_path / "one.json")
+    ds = _train_dataset(toy_small, tmp_path / "one.json")
+    sampler = FixedLengthTrackImgSampler(ds, length=total, seed=3)
+    epoch = list(sampler)
+    assert len(sampler) == len(epoch) == total
+    frames = [(v, f) for v in range(len(ds)) for f in range(ds.get_len_per_video(v))]
+    assert all(f == 0 for _, f in frames)       # one frame per video left
+    counts = {k: epoch.count(k) for k in frames}
+    assert set(counts) == set(frames)
+    assert max(counts.values()) - min(counts.values()) <= 1    # whole passes, then a partial one
+    sampler.set_epoch(1)
+    assert list(sampler) != epoch                              # a new shuffle per epoch
+    again = FixedLengthTrackImgSampler(ds, length=total, seed=3)
+    assert list(again) == epoch                                 # deterministic for (seed, epoch)
+    with pytest.raises(ValueError, match="length must be >= 1"):
+        FixedLengthTrackImgSampler(ds, length=0)
+
+
+def test_frame_sampling_schedules_set_the_epoch_length(toy_small, tmp_path, monkeypatch):
+    from visrc.experiments import frame_sampling_options
+
+    monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path))
+    total = sum(v["length"] for v in load_ytvis(toy_small / "train" / "instances.json")["videos"])
+    epochs = frame_sampling_options("toy_baseline", toy_small, 2, "equal_epochs")
+    iters = frame_sampling_options("toy_baseline", toy_small, 2, "equal_iterations")
+    assert "train_dataloader.sampler" not in epochs
+    assert iters["train_dataloader.sampler"] == dict(type="FixedLengthTrackImgSampler", length=total)
+    assert iters["train_dataloader.dataset.ann_file"] == epochs["train_dataloader.dataset.ann_file"]
+    assert frame_sampling_options("toy_baseline", toy_small, None, "equal_iterations") is None
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        frame_sampling_options("toy_baseline", toy_small, 2, "equal_time")

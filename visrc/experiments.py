@@ -251,13 +251,22 @@ def ablation_table(runs: list[dict], paper: dict | None = PAPER_TABLE1):
     return table
 
 
-def frame_sampling_options(config: str, data_root: str | Path, n: int | None) -> dict | None:
+FRAME_SAMPLING_SCHEDULES = ("equal_iterations", "equal_epochs")
+
+
+def frame_sampling_options(config: str, data_root: str | Path, n: int | None,
+                           schedule: str = "equal_epochs") -> dict | None:
     """``cfg_options`` that train ``config`` on ``n`` uniformly sampled frames per video (paper 3.1).
 
     Writes the subsampled annotation file under ``runs/data/`` and adds ``PseudoRefFrame`` before
     packing, so a video left with one frame (its key frame sampled as its own reference) gets an
     affine-warped pseudo reference frame, as in the paper. ``n=None``: all frames, no override.
+    ``schedule="equal_iterations"``: every epoch takes as many key frames as the full split has
+    (``FixedLengthTrackImgSampler``), so the run gets the all-frames run's iterations and LR
+    schedule; ``"equal_epochs"``: an epoch is one pass over the sampled frames (fewer iterations).
     """
+    if schedule not in FRAME_SAMPLING_SCHEDULES:
+        raise ValueError(f"frame-sampling schedule must be one of {FRAME_SAMPLING_SCHEDULES}, got {schedule!r}")
     if n is None:
         return None
     from visrc.data.sampling import subsample_frames
@@ -268,8 +277,16 @@ def frame_sampling_options(config: str, data_root: str | Path, n: int | None) ->
     ds = cfg.train_dataloader.dataset
     src = Path(data_root) / ds.ann_file
     ann = runs_dir() / "data" / "frame_sampling" / f"{Path(data_root).name}_{Path(ds.ann_file).stem}_{n}frames.json"
+    full = load_ytvis(src)
     if not ann.is_file():
-        write_ytvis(subsample_frames(load_ytvis(src), n), ann)
+        write_ytvis(subsample_frames(full, n), ann)
     pipeline = [t.to_dict() if hasattr(t, "to_dict") else dict(t) for t in ds.pipeline]
     pipeline.insert(len(pipeline) - 1, dict(type="PseudoRefFrame"))
-    return {"train_dataloader.dataset.ann_file": str(ann), "train_dataloader.dataset.pipeline": pipeline}
+    options = {"train_dataloader.dataset.ann_file": str(ann), "train_dataloader.dataset.pipeline": pipeline}
+    if schedule == "equal_iterations":
+        if cfg.train_dataloader.sampler.get("type") != "TrackImgSampler":
+            raise ValueError(f"{config}: the equal_iterations schedule needs train_dataloader.sampler TrackImgSampler, "
+                             f"got {cfg.train_dataloader.sampler.get('type')}")
+        options["train_dataloader.sampler"] = dict(type="FixedLengthTrackImgSampler",
+                                                   length=sum(int(v["length"]) for v in full["videos"]))
+    return options

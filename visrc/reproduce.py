@@ -22,7 +22,8 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 # Tiny parameters per notebook: every cell still runs, on the 'small' toy preset.
 QUICK_PARAMETERS: dict[str, dict] = {
     "01_overlap_histogram": dict(toy_preset="small", bins=10),
-    "02_frame_sampling": dict(toy_preset="small", frames_per_video=[1, None], train_epochs=1),
+    "02_frame_sampling": dict(toy_preset="small", frames_per_video=[1, None], train_epochs=1,
+                              schedules=["equal_iterations", "equal_epochs"]),
     "03_ablation": dict(toy_preset="small", train_epochs=1, msd_epoch_length=36),
     "04_ensemble": dict(toy_preset="small", train_epochs=1, scales=[0.75, 1.0]),
     "05_pseudo_label": dict(toy_preset="small", train_epochs=1, retrain_epochs=1, scales=[1.0],

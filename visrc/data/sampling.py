@@ -5,12 +5,20 @@
 annotation's per-frame lists consistently. A video left with one frame has no real reference
 frame: training then warps the key frame into a pseudo reference (``visrc.data.msd``), as the
 paper does.
+
+:class:`FixedLengthTrackImgSampler` gives every epoch a fixed number of key frames, so runs on
+fewer frames per video can get the same number of iterations as the all-frames run ("equal
+iterations"), instead of the same number of passes over their smaller data ("equal epochs").
 """
 from __future__ import annotations
 
 import copy
+import random
+from typing import Iterator
 
 import numpy as np
+from mmdet.datasets.samplers import TrackImgSampler
+from mmdet.registry import DATA_SAMPLERS
 
 
 def uniform_frame_indices(length: int, n: int | None) -> np.ndarray:
@@ -47,3 +55,32 @@ def subsample_frames(data: dict, n: int | None) -> dict:
         if any(b is not None for b in a["bboxes"]):
             out["annotations"].append(a)
     return out
+
+
+@DATA_SAMPLERS.register_module()
+class FixedLengthTrackImgSampler(TrackImgSampler):
+    """mmdet's ``TrackImgSampler`` (training) with ``length`` key frames per epoch over all ranks.
+
+    The epoch is whole shuffled passes over every (video, frame) pair, cut at ``length``: a
+    dataset of F frames is seen ``length / F`` times per epoch, each frame as evenly as possible.
+    Config: ``sampler=dict(type='FixedLengthTrackImgSampler', length=720)``.
+    """
+
+    def __init__(self, dataset, length: int, seed: int | None = None) -> None:
+        super().__init__(dataset, seed=seed)
+        if self.test_mode:
+            raise ValueError("FixedLengthTrackImgSampler is for training; the dataset is in test mode")
+        if int(length) < 1:
+            raise ValueError(f"FixedLengthTrackImgSampler: length must be >= 1, got {length}")
+        if not self.indices:
+            raise ValueError("FixedLengthTrackImgSampler: the dataset has no frames")
+        self.length = int(length)
+        self.num_samples = -(-self.length // self.world_size)
+        self.total_size = self.num_samples * self.world_size
+
+    def __iter__(self) -> Iterator:
+        rng = random.Random(self.epoch + self.seed)
+        indices = []
+        while len(indices) < self.total_size:
+            indices += rng.sample(self.indices, len(self.indices))
+        return iter(indices[:self.total_size][self.rank::self.world_size])

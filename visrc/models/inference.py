@@ -40,6 +40,7 @@ def load_config(config):
 
     import visrc.models  # noqa: F401  registers VISQDTrack, VISRoIHead, hooks
     import visrc.data.msd  # noqa: F401  registers visrc's transforms (PseudoRefFrame, ...) for any config
+    import visrc.data.sampling  # noqa: F401  registers FixedLengthTrackImgSampler (equal-iteration Fig. 2b)
     import visrc.data.video_dataset  # noqa: F401  registers YTVISRawDataset
     import visrc.models.heads  # noqa: F401  registers the weak-mask heads (pseudo-label fine-tuning overrides)
 

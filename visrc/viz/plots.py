@@ -67,16 +67,24 @@ def plot_metric_bars(table, metrics=("AP", "AP50", "AR10"), paper_col: str | Non
 
 def plot_ap_vs_frames(df, metrics=("AP", "AP50"), title: str = ""):
     """Fig. 2b: metrics (mean +- std over seeds) against frames per video; ``df`` has columns
-    ``frames`` (int, or a label such as "all" for the last point) and one column per metric."""
+    ``frames`` (int, or a label such as "all" for the last point), one column per metric and
+    optionally ``schedule`` (one line per schedule and metric, e.g. equal iterations / epochs)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5, 3.4))
+    fig = Figure(figsize=(5.6, 3.6))
     ax = fig.subplots()
     labels = [str(f) for f in dict.fromkeys(df["frames"])]
-    g = df.assign(frames=df["frames"].astype(str)).groupby("frames", sort=False)
-    for m in metrics:
-        mean, std = g[m].mean().loc[labels], g[m].std(ddof=1).loc[labels].fillna(0)
-        ax.errorbar(range(len(labels)), mean, yerr=std, marker="o", capsize=3, label=m)
+    df = df.assign(frames=df["frames"].astype(str))
+    schedules = list(dict.fromkeys(df["schedule"])) if "schedule" in df else [None]
+    for si, schedule in enumerate(schedules):
+        part = df if schedule is None else df[df["schedule"] == schedule]
+        g = part.groupby("frames", sort=False)
+        for mi, m in enumerate(metrics):
+            mean = g[m].mean().reindex(labels)
+            std = g[m].std(ddof=1).reindex(labels).fillna(0)
+            label = m if len(schedules) == 1 else f"{m}, {str(schedule).replace('_', ' ')}"
+            ax.errorbar(range(len(labels)), mean, yerr=std, marker="os^v"[si % 4], capsize=3, label=label,
+                        color=f"C{mi}", linestyle=["-", "--", ":", "-."][si % 4])
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels)
     ax.set_xlabel("training frames per video (uniformly sampled)")
