@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from pathlib import Path
@@ -54,6 +55,16 @@ def execute(nb: Path, quick: bool = False, out_dir: Path | None = None, extra: d
     papermill.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3",
                                progress_bar=False, cwd=str(out_dir), log_output=log_output)
     return out
+
+
+_SAY_LOCK = threading.Lock()
+
+
+def _say(line: str) -> None:
+    """One progress line from a notebook thread, written whole (bare print interleaves its newline)."""
+    with _SAY_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def record_metrics(name: str, metrics: dict) -> Path:
@@ -120,10 +131,10 @@ def run(args) -> int:
                 futures[dep].result()
         _NotebookName.current.name = nb.stem
         t0 = time.perf_counter()
-        print(f">> {nb.stem}{' (quick)' if args.quick else ''}: started", flush=True)
+        _say(f">> {nb.stem}{' (quick)' if args.quick else ''}: started")
         out = execute(nb, quick=args.quick, extra=params, log_output=not args.quiet)
         timings[nb.stem] = time.perf_counter() - t0
-        print(f">> {nb.stem}: done in {timings[nb.stem]:.0f}s -> {out}", flush=True)
+        _say(f">> {nb.stem}: done in {timings[nb.stem]:.0f}s -> {out}")
         return out
 
     with ThreadPoolExecutor(len(todo)) as pool:

@@ -87,6 +87,7 @@ def plot_ap_vs_frames(df, metrics=("AP", "AP50"), title: str = ""):
                         color=f"C{mi}", linestyle=["-", "--", ":", "-."][si % 4])
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels)
+    ax.set_ylim(bottom=0)   # AP from 0: the gaps between settings at their true scale
     ax.set_xlabel("training frames per video (uniformly sampled)")
     ax.set_ylabel("valid video AP")
     ax.set_title(title, fontsize=9)
