@@ -277,7 +277,7 @@ def frame_sampling_options(config: str, data_root: str | Path, n: int | None,
     ds = cfg.train_dataloader.dataset
     src = Path(data_root) / ds.ann_file
     ann = runs_dir() / "data" / "frame_sampling" / f"{Path(data_root).name}_{Path(ds.ann_file).stem}_{n}frames.json"
-    full = load_ytvis(src)
+    full = load_ytvis(src) if schedule == "equal_iterations" or not ann.is_file() else None
     if not ann.is_file():
         write_ytvis(subsample_frames(full, n), ann)
     pipeline = [t.to_dict() if hasattr(t, "to_dict") else dict(t) for t in ds.pipeline]

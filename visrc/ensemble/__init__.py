@@ -22,8 +22,9 @@ from visrc.ensemble.tta import (merge_scales, merge_scales_frame, rescale_boxes,
                                 resize_masks, scaled_sizes)
 
 __all__ = [
-    "EnsembleResult", "ensemble_models", "finetune_options", "predict_scales_cached", "pseudo_box_precision", "pseudo_label_dataset",
-    "pseudo_label_options", "retrain_jobs", "retrain_with_pseudo", "split_paths", "track_and_evaluate",
+    "EnsembleResult", "ensemble_models", "finetune_options", "predict_scales_cached", "pseudo_box_precision",
+    "pseudo_label_dataset", "pseudo_label_options", "retrain_jobs", "retrain_with_pseudo", "split_paths",
+    "track_and_evaluate",
     "GAEResult", "ProposalFn", "ensemble_frame", "ensemble_videos", "greedy_clusters", "greedy_select",
     "refine_with_models",
     "PseudoLabelConfig", "filter_tracks", "make_pseudo_labels", "merge_ytvis", "pseudo_annotations", "select_tracks",
