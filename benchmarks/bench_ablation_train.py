@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-ROWS = ("toy_baseline", "toy_tcis", "toy_tcis_multitask", "toy_full")
+ROWS = ("toy_baseline", "toy_tcis", "toy_tcis_multitask", "toy_tcis_multitask_msd")
 
 
 def _video_batch(cfg, data_root: Path, n: int):
@@ -34,7 +34,7 @@ def _video_batch(cfg, data_root: Path, n: int):
     from mmengine.dataset import pseudo_collate
 
     ds_cfg = cfg.train_dataloader.dataset
-    ds_cfg = ds_cfg.datasets[0] if "datasets" in ds_cfg else ds_cfg      # toy_full: its video source
+    ds_cfg = ds_cfg.datasets[0] if "datasets" in ds_cfg else ds_cfg      # toy_tcis_multitask_msd: its video source
     ds = DATASETS.build(ds_cfg)
     return pseudo_collate([ds[(i % len(ds), 1)] for i in range(n)])
 

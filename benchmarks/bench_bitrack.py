@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from visrc.tracking import (BiTrackConfig, load_predictions, results_for_split, run_tracking, save_predictions,
-                            synthetic_video, track_video)
+from visrc.tracking import (BiTrackConfig, load_predictions, results_for_split, track_split, save_predictions,
+                            synthetic_video, associate_video)
 
 
 def best_of(fn, repeats: int) -> float:
@@ -53,10 +53,10 @@ def main(argv=None) -> dict:
         t_load = best_of(lambda: load_predictions(path), args.repeats)
         videos = load_predictions(path)
         out = {"frames": args.videos * args.frames, "load_s": t_load,
-               "one_pass_s": best_of(lambda: [track_video(v, cfg.tracker) for v in videos], args.repeats)}
+               "one_pass_s": best_of(lambda: [associate_video(v, cfg.tracker) for v in videos], args.repeats)}
         for mode in ("forward", "bitrack"):
-            out[f"{mode}_track_s"] = best_of(lambda: run_tracking(videos, cfg, mode=mode), args.repeats)
-            out[f"{mode}_file_s"] = best_of(lambda: results_for_split(run_tracking(load_predictions(path), cfg, mode=mode), cats),
+            out[f"{mode}_track_s"] = best_of(lambda: track_split(videos, cfg, mode=mode), args.repeats)
+            out[f"{mode}_file_s"] = best_of(lambda: results_for_split(track_split(load_predictions(path), cfg, mode=mode), cats),
                                             args.repeats)
     n = out["frames"]
     print(f"{args.videos} videos x {args.frames} frames x {args.dets} detections, D={args.dim}; "

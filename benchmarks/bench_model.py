@@ -10,8 +10,8 @@ For each input size, every model gets the same frames (toy frames resized by the
   and ours embeds all of them (``embed_score_thr=0``, the worst case for the track head);
 * peak memory: the measuring process's peak RSS, and its growth over the RSS after building.
 
-Models: ``toy`` (visrc/configs/toy_baseline.py) at the toy's 256x144; ``paper_r50`` (ResNeSt-50)
-and ``paper_r50[resnet50]`` (the same model with the stock ResNet-50 backbone, isolating what the
+Models: ``toy`` (visrc/configs/toy_baseline.py) at the toy's 256x144; ``paper_s50`` (ResNeSt-50)
+and ``paper_s50[resnet50]`` (the same model with the stock ResNet-50 backbone, isolating what the
 VIS model adds: P7, the quasi-dense track head) at 640x360; ``stock`` = mmdet's
 ``masktrack-rcnn_mask-rcnn_r50_fpn_8xb1-12e_youtubevis2019.py`` at each size. Each measurement runs in
 its own process (clean peak RSS); rounds alternate models so load from other processes spreads
@@ -58,7 +58,7 @@ def _build(model_name: str, scale, dets: int = 100):
     from mmengine.config import Config
     from mmdet.registry import MODELS
 
-    from visrc.models.inference import load_config
+    from visrc.models.predictor import load_config
 
     ours = load_config('toy_baseline')          # registers everything; its pipelines are reused
     train_pipe, test_pipe = copy.deepcopy(ours.train_pipeline), copy.deepcopy(ours.test_pipeline)
@@ -71,12 +71,12 @@ def _build(model_name: str, scale, dets: int = 100):
         cfg.model.detector.roi_head.bbox_head.num_classes = 6     # the toy classes, same as ours
         cfg.model.detector.roi_head.mask_head.num_classes = 6
     else:
-        base = 'toy_baseline' if model_name == 'toy' else 'paper_r50'
+        base = 'toy_baseline' if model_name == 'toy' else 'paper_s50'
         cfg = load_config(base)
         cfg.model.embed_score_thr = 0.0
         cfg.model.detector.roi_head.bbox_head.num_classes = 6
         cfg.model.detector.roi_head.mask_head.num_classes = 6
-        if model_name == 'paper_r50[resnet50]':
+        if model_name == 'paper_s50[resnet50]':
             stock = Config.fromfile(str(Path(mmdet.__file__).parent / '.mim' / 'configs' / STOCK_CONFIG))
             cfg.model.detector.backbone = stock.model.detector.backbone
             cfg.model.detector.backbone.init_cfg = None
@@ -117,7 +117,7 @@ def _worker(model_name: str, size: str, mode: str, n: int, dets: int) -> dict:
             if i:                                    # the first iteration warms up
                 times.append(time.perf_counter() - t)
     else:
-        from visrc.io import read_json
+        from visrc.fileio import read_json
         from visrc.tracking import FramePredictions, Tracker
 
         video = read_json(root / 'valid' / 'instances.json')['videos'][0]
@@ -167,7 +167,7 @@ def main() -> int:
 
     cases = [('toy', 'toy'), ('stock', 'toy')]
     if not a.quick:
-        cases += [('paper_r50', 'paper'), ('paper_r50[resnet50]', 'paper'), ('stock', 'paper')]
+        cases += [('paper_s50', 'paper'), ('paper_s50[resnet50]', 'paper'), ('stock', 'paper')]
     rounds = 1 if a.quick else a.rounds
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''))
     runs: dict[tuple, list[dict]] = {}
@@ -207,7 +207,7 @@ def main() -> int:
               f'{tr["median_s"] / st_tr["median_s"]:>7.2f}{1 / inf["median_s"]:>10.2f}'
               f'{inf["median_s"] / st_inf["median_s"]:>7.2f}{peak:>28}{growth:>16}')
     if a.out:
-        from visrc.io import atomic_write_json
+        from visrc.fileio import atomic_write_json
         atomic_write_json(a.out, {f'{m}|{s}|{mode}': v for (m, s, mode), v in summary.items()}, indent=1)
     return 0
 

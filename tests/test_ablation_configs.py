@@ -16,7 +16,7 @@ BASE_LOSSES = ('loss_rpn_cls', 'loss_cls', 'loss_bbox', 'loss_mask', 'loss_track
 ROWS = {   # config -> losses it adds to the baseline's
     'toy_tcis': ('loss_mask_tcis',),
     'toy_tcis_multitask': ('loss_mask_tcis', 'loss_semseg', 'loss_multilabel', 'loss_mask_iou'),
-    'toy_full': ('loss_mask_tcis', 'loss_semseg', 'loss_multilabel', 'loss_mask_iou'),
+    'toy_tcis_multitask_msd': ('loss_mask_tcis', 'loss_semseg', 'loss_multilabel', 'loss_mask_iou'),
 }
 C = 6   # toy target classes
 
@@ -130,7 +130,7 @@ def test_rows_share_the_baseline_schedule_and_differ_where_the_paper_says(toy_sm
     assert mt.model.detector.roi_head.type == 'VISTCISMaskScoringRoIHead'
     assert set(mt.model.aux_heads) == {'semseg', 'multilabel'}
     assert mt.train_dataloader == base.train_dataloader
-    full = cfgs['toy_full']
+    full = cfgs['toy_tcis_multitask_msd']
     rh = full.model.detector.roi_head
     assert full.num_aux == 2 and rh.bbox_head.num_aux_classes == full.num_aux
     assert rh.bbox_head.num_classes == rh.mask_head.num_classes == rh.mask_iou_head.num_classes == C + 2
@@ -143,7 +143,7 @@ def test_msd_config_mixes_sources_and_weak_masks_give_no_mask_loss(toy_small):
     from mmengine.dataset import pseudo_collate
     from mmengine.runner import Runner
 
-    cfg = _tiny('toy_full', toy_small)
+    cfg = _tiny('toy_tcis_multitask_msd', toy_small)
     # the runner's dataloader: sources drawn in the configured ratio, batches of mixed sources
     loader = Runner.build_dataloader(copy.deepcopy(cfg.train_dataloader), seed=0)
     ds = loader.dataset

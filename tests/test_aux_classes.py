@@ -5,8 +5,9 @@ import pytest
 import torch
 from mmengine.config import ConfigDict
 
-from visrc.models.aux_classes import (AUX, COCO_ALIASES, AuxClassBBoxHead, assign_aux_labels, build_category_map,
-                                      drop_aux_classes, filter_aux_detections, is_aux_label, mapped_label)
+from visrc.data.categories import AUX, COCO_ALIASES, build_category_map, mapped_label
+from visrc.models.aux_classes import (AuxClassBBoxHead, assign_aux_labels, drop_aux_classes, filter_aux_detections,
+                                      is_aux_label)
 
 C, K = 3, 2  # target classes 0..2, auxiliary 3..4, background column 5
 

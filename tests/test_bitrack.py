@@ -7,7 +7,7 @@ import pytest
 from test_tracking import make_video
 from visrc.tracking import (BiTrackConfig, FramePredictions, TrackerConfig, VideoPredictions, bitrack,
                             build_bitrack_config, greedy_pairs, merge_tracklets, pair_mean_iou, results_for_split,
-                            run_tracking, synthetic_video, track_forward, tracklets_from_ids, tracks_from_tracklets,
+                            track_split, synthetic_video, track_forward, tracklets_from_ids, tracks_from_tracklets,
                             tracks_to_results)
 
 
@@ -223,12 +223,12 @@ def test_run_tracking_and_split_results():
     videos = [synthetic_video(video_id=i, num_frames=4, num_objects=3, dim=8, height=40, width=60, seed=i, with_masks=True,
                               num_classes=2) for i in range(3)]
     for mode in ("bitrack", "forward"):
-        by_video = run_tracking(videos, BiTrackConfig(), mode=mode)
+        by_video = track_split(videos, BiTrackConfig(), mode=mode)
         assert sorted(by_video) == [0, 1, 2]
         res = results_for_split(by_video, [1, 2])
         assert {r["video_id"] for r in res} <= {0, 1, 2} and all(len(r["segmentations"]) == 4 for r in res)
     with pytest.raises(ValueError, match="mode"):
-        run_tracking(videos, mode="both")
+        track_split(videos, mode="both")
 
 
 def test_build_config():
@@ -299,7 +299,7 @@ def test_oracle_predictions_on_toy(toy_small, tmp_path):
     from visrc.data.ytvis import load_ytvis
     from visrc.evaluation.ytvis_eval import evaluate_ytvis
     from visrc.tracking import load_predictions, save_predictions
-    from visrc.tracking.predictions import predictions_from_gt
+    from visrc.data.predictions import predictions_from_gt
 
     gt = load_ytvis(toy_small / "valid" / "instances.json")
     cats = [c["id"] for c in gt["categories"]]
@@ -310,7 +310,7 @@ def test_oracle_predictions_on_toy(toy_small, tmp_path):
         assert sum(len(f) for v in videos for f in v.frames) == visible
         videos = load_predictions(save_predictions(videos, tmp_path / "valid_oracle.npz"))
         for mode in ("forward", "bitrack"):
-            res = results_for_split(run_tracking(videos, BiTrackConfig(), mode=mode), cats)
+            res = results_for_split(track_split(videos, BiTrackConfig(), mode=mode), cats)
             ap[min_score, mode] = evaluate_ytvis(gt, res).stats["AP"]
     assert ap[0.6, "forward"] == ap[0.6, "bitrack"] == 1.0
     assert ap[0.3, "bitrack"] > ap[0.3, "forward"]  # weak first frames: only the backward pass keeps them

@@ -83,7 +83,7 @@ def test_torchrun_two_processes_trains_with_ddp_and_sync_bn(toy_small, tmp_path)
     # every annotated frame is a key frame once per epoch, split over 2 processes of batch 2
     import math
 
-    from visrc.io import read_json
+    from visrc.fileio import read_json
     from visrc.models.checkpoint import load_checkpoint_file
     data = read_json(toy_small / 'train' / 'instances.json')
     annotated = {(a['video_id'], t) for a in data['annotations'] for t, b in enumerate(a['bboxes']) if b}

@@ -29,7 +29,7 @@ def tiny_root(toy_small, tmp_path_factory):
 def _checkpoint(tmp_path_factory, config: str, seed: int):
     from mmdet.registry import MODELS
 
-    from visrc.models.inference import load_config
+    from visrc.models.predictor import load_config
 
     torch.manual_seed(seed)
     model = MODELS.build(load_config(config).model)
@@ -46,7 +46,7 @@ def ckpts(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def predictor(ckpts):
-    from visrc.models.inference import VideoPredictor
+    from visrc.models.predictor import VideoPredictor
 
     return VideoPredictor.from_files("toy_baseline", ckpts[0])
 
@@ -66,7 +66,7 @@ def _frame_path(root, video=0, t=0):
 
 
 def test_scale_multiplies_resize_and_predictions_stay_in_original_pixels(predictor, ckpts, tiny_root):
-    from visrc.models.inference import VideoPredictor, scale_test_pipeline
+    from visrc.models.predictor import VideoPredictor, scale_test_pipeline
 
     pipe = scale_test_pipeline(predictor.cfg.test_pipeline, 0.5)
     assert pipe[0]["transforms"][1]["scale"] == (128, 72)              # (256, 144) * 0.5
@@ -118,7 +118,7 @@ def test_predict_boxes_on_own_detections_reproduces_masks_and_embeddings(predict
 
 @pytest.fixture(scope="module")
 def ensemble(ckpts, tiny_root, tmp_path_factory):
-    from visrc.ensemble.experiment import ensemble_models
+    from visrc.experiments.table2 import ensemble_models
 
     old = os.environ.get("VISRC_RUNS_DIR")
     os.environ["VISRC_RUNS_DIR"] = str(tmp_path_factory.mktemp("runs"))   # never the repo's runs/
@@ -143,8 +143,8 @@ def test_ensemble_models_refines_tracks_evaluates_and_caches(ensemble, ckpts, ti
     ms = load_predictions(ckpts[0].parent / "predict_forward_scale0p75" / "results.predictions.npz")
     assert ms[0].height == 72                                                           # original pixels
     # cached: nothing is predicted again
-    monkeypatch.setattr("visrc.models.inference.run_inference", lambda *a, **k: pytest.fail("re-predicted"))
-    monkeypatch.setattr("visrc.models.inference.VideoPredictor.from_files", lambda *a, **k: pytest.fail("rebuilt"))
+    monkeypatch.setattr("visrc.models.predictor.run_inference", lambda *a, **k: pytest.fail("re-predicted"))
+    monkeypatch.setattr("visrc.models.predictor.VideoPredictor.from_files", lambda *a, **k: pytest.fail("rebuilt"))
     again = experiment.ensemble_models([("toy_baseline", ckpts[0]), ("toy_baseline", ckpts[1])], tiny_root,
                                        scales=(1.0, 0.75), refine=True)
     assert again.metrics == ensemble.metrics and again.out_dir == ensemble.out_dir
@@ -218,7 +218,7 @@ def test_pseudo_box_precision_counts_one_to_one_matches():
 def test_toy_swin_is_the_baseline_with_a_swin_backbone_of_the_same_channels():
     from mmdet.registry import MODELS
 
-    from visrc.models.inference import load_config
+    from visrc.models.predictor import load_config
 
     base, swin = load_config("toy_baseline"), load_config("toy_swin")
     bb = swin.model.detector.backbone
@@ -238,7 +238,7 @@ def test_toy_swin_is_the_baseline_with_a_swin_backbone_of_the_same_channels():
 
 def test_control_fine_tune_keeps_the_train_set_and_differs_only_in_weights_and_lr(ensemble, ckpts, tiny_root):
     from visrc.ensemble import pseudo_label_dataset, retrain_jobs
-    from visrc.experiments import run_dir
+    from visrc.experiments.runs import run_dir
     from visrc.models.train_cli import prepare_config
 
     merged, _ = pseudo_label_dataset(ensemble, _low_thresholds())

@@ -1,4 +1,4 @@
-"""visrc.experiments: cached training runs (the training subprocess is faked; the real one runs in
+"""visrc.experiments.runs: cached training runs (the training subprocess is faked; the real one runs in
 test_ablation_configs / test_train_resume / the notebook tests)."""
 import subprocess
 import threading

@@ -1,4 +1,4 @@
-"""visrc.io: atomic writes (old file or whole new file, never a torn one) and read_json errors."""
+"""visrc.fileio: atomic writes (old file or whole new file, never a torn one) and read_json errors."""
 from __future__ import annotations
 
 import json

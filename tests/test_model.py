@@ -114,7 +114,7 @@ def test_aux_heads_are_training_only(toy_small):
 
 
 def test_predict_frame_outputs_embeddings_and_full_size_masks(toy_small, tmp_path):
-    from visrc.models.inference import VideoPredictor, build_model
+    from visrc.models.predictor import VideoPredictor, build_model
     from visrc.data.ytvis import load_ytvis
     from visrc.tracking import load_predictions, save_predictions
 
@@ -148,8 +148,8 @@ def test_predict_frame_outputs_embeddings_and_full_size_masks(toy_small, tmp_pat
 def test_run_inference_writes_results_and_evaluates(toy_small, tmp_path):
     from mmdet.registry import MODELS
     from visrc.evaluation.ytvis_eval import evaluate_ytvis  # noqa: F401  (the evaluator exists)
-    from visrc.io import read_json
-    from visrc.models.inference import run_inference
+    from visrc.fileio import read_json
+    from visrc.models.predictor import run_inference
 
     cfg = _tiny_cfg('toy_baseline', toy_small)
     cfg.model.detector.test_cfg.rcnn.score_thr = 0.0
@@ -170,18 +170,18 @@ def test_run_inference_writes_results_and_evaluates(toy_small, tmp_path):
     assert (tmp_path / 'results.predictions.npz').is_file()
 
 
-@pytest.mark.parametrize('name', ['paper_r50', 'paper_s101', 'paper_swins'])
+@pytest.mark.parametrize('name', ['paper_s50', 'paper_s101', 'paper_swin_s'])
 def test_paper_configs_build_and_run_one_forward_pass(name, toy_small):
     """The GPU configs are not trained here; they must build and run on a tiny input."""
     from mmdet.registry import MODELS
-    from visrc.models.inference import load_config, resolve_config_path
+    from visrc.models.predictor import load_config, resolve_config_path
 
     cfg = load_config(resolve_config_path(name))
     assert cfg.train_cfg.max_epochs == 12
     ms = [s for s in cfg.param_scheduler if s['type'] == 'MultiStepLR'][0]
     assert ms['milestones'] == [8, 11]
     opt = cfg.optim_wrapper.optimizer
-    assert (opt.type, opt.get('momentum')) == (('AdamW', None) if name == 'paper_swins' else ('SGD', 0.9))
+    assert (opt.type, opt.get('momentum')) == (('AdamW', None) if name == 'paper_swin_s' else ('SGD', 0.9))
     assert cfg.train_dataloader.batch_size == 4 and cfg.sync_bn
     resize = [t for t in cfg.train_pipeline[1]['transforms'] if t['type'] == 'Resize'][0]
     assert tuple(resize['scale']) == (640, 360)
@@ -217,7 +217,7 @@ def test_demo_draws_tracks_into_a_gif(toy_small, tmp_path):
     from mmdet.registry import MODELS
     from PIL import Image
 
-    from visrc.viz.demo_cli import list_frames, render_demo
+    from visrc.demo_cli import list_frames, render_demo
     from visrc.viz.draw import draw_frame, track_color
 
     cfg = _tiny_cfg('toy_baseline', toy_small)

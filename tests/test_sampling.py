@@ -69,7 +69,7 @@ def test_fixed_length_sampler_repeats_a_subsampled_split_evenly(toy_small, tmp_p
 
 
 def test_frame_sampling_schedules_set_the_epoch_length(toy_small, tmp_path, monkeypatch):
-    from visrc.experiments import frame_sampling_options
+    from visrc.experiments.runs import frame_sampling_options
 
     monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path))
     total = sum(v["length"] for v in load_ytvis(toy_small / "train" / "instances.json")["videos"])

@@ -7,7 +7,7 @@ import pytest
 
 from visrc.data.masks import decode_rle, encode_mask
 from visrc.tracking import (FramePredictions, PredictionsFormatError, Tracker, TrackerConfig, VideoPredictions,
-                            box_iou, build_tracker, load_predictions, save_predictions, synthetic_video, track_video,
+                            box_iou, build_tracker, load_predictions, save_predictions, synthetic_video, associate_video,
                             vote_label, vote_labels)
 
 
@@ -170,9 +170,9 @@ def test_tracker_follows_objects_and_ignores_weak_detections():
             {"frames": range(5), "box": (60, 60, 90, 90), "emb": 1},
             {"frames": range(5), "box": (0, 60, 20, 90), "emb": 2, "score": 0.1}]  # below obj_score_thr
     video = make_video(objs, 5)
-    ids = track_video(video)
+    ids = associate_video(video)
     assert all(i.tolist() == [0, 1, -1] for i in ids)
-    back = track_video(video, reverse=True)
+    back = associate_video(video, reverse=True)
     assert all(i.tolist() == [0, 1, -1] for i in back)
 
 
@@ -180,15 +180,15 @@ def test_detection_order_does_not_matter_and_reverse_is_reversed_feed():
     video = synthetic_video(num_frames=12, num_objects=6, dim=16, seed=3)
     tr = Tracker()
     manual = [tr.update(f) for f in reversed(video.frames)][::-1]
-    for a, b in zip(manual, track_video(video, reverse=True)):
+    for a, b in zip(manual, associate_video(video, reverse=True)):
         np.testing.assert_array_equal(a, b)
 
 
 def test_init_vs_obj_score_threshold_makes_directions_differ():
     # weak (0.35) in frames 0-2, confident afterwards: only a confident detection starts a track
     video = make_video([{"frames": range(6), "box": (10, 10, 40, 40), "score": lambda t: 0.35 if t < 3 else 0.9}], 6)
-    fwd = [int(i[0]) for i in track_video(video)]
-    bwd = [int(i[0]) for i in track_video(video, reverse=True)]
+    fwd = [int(i[0]) for i in associate_video(video)]
+    bwd = [int(i[0]) for i in associate_video(video, reverse=True)]
     assert fwd == [-1, -1, -1, 0, 0, 0]
     assert bwd == [0] * 6
 
@@ -198,7 +198,7 @@ def test_max_age_boundary():
     for gap, same in ((3, True), (4, False)):
         frames = [t for t in range(10) if not 2 <= t < 2 + gap]
         video = make_video([{"frames": frames, "box": (10, 10, 40, 40)}], 10)
-        ids = track_video(video, TrackerConfig(max_age=3))
+        ids = associate_video(video, TrackerConfig(max_age=3))
         seen = {int(i[0]) for i in ids if len(i)}
         assert (seen == {0}) is same, (gap, seen)
 
@@ -206,17 +206,17 @@ def test_max_age_boundary():
 def test_embedding_threshold_and_class_gate():
     # same place, orthogonal embedding: a new object, not the old one
     video = make_video([{"frames": range(4), "box": (10, 10, 40, 40), "emb": lambda t: 0 if t < 2 else 1}], 4)
-    assert [int(i[0]) for i in track_video(video)] == [0, 0, 1, 1]
+    assert [int(i[0]) for i in associate_video(video)] == [0, 0, 1, 1]
     # same embedding, label flips: linked by default (label consistency relaxed), split when class_aware
     video = make_video([{"frames": range(4), "box": (10, 10, 40, 40), "label": lambda t: t % 2}], 4)
-    assert [int(i[0]) for i in track_video(video)] == [0, 0, 0, 0]
-    assert [int(i[0]) for i in track_video(video, TrackerConfig(class_aware=True))] == [0, 1, 0, 1]
+    assert [int(i[0]) for i in associate_video(video)] == [0, 0, 0, 0]
+    assert [int(i[0]) for i in associate_video(video, TrackerConfig(class_aware=True))] == [0, 1, 0, 1]
 
 
 def test_iou_gate():
     video = make_video([{"frames": range(3), "box": lambda t: (10, 10, 30, 30) if t < 2 else (60, 60, 80, 80)}], 3)
-    assert [int(i[0]) for i in track_video(video)] == [0, 0, 0]
-    assert [int(i[0]) for i in track_video(video, TrackerConfig(iou_thr=0.1))] == [0, 0, 1]
+    assert [int(i[0]) for i in associate_video(video)] == [0, 0, 0]
+    assert [int(i[0]) for i in associate_video(video, TrackerConfig(iou_thr=0.1))] == [0, 0, 1]
 
 
 def test_greedy_vs_hungarian():
@@ -281,7 +281,7 @@ def test_predictions_json_safe_masks():
 
 
 def test_predictions_from_gt():
-    from visrc.tracking.predictions import predictions_from_gt
+    from visrc.data.predictions import predictions_from_gt
     m = np.zeros((20, 30), np.uint8)
     m[2:6, 3:9] = 1
     rle = encode_mask(m)

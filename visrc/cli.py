@@ -12,11 +12,11 @@ import sys
 # name -> (module, one-line help)
 SUBCOMMANDS = {
     "make-toy": ("visrc.data.toy_cli", "generate the embedded synthetic VIS benchmark"),
-    "validate": ("visrc.data.validate_cli", "validate a YouTube-VIS annotation or results JSON"),
+    "validate": ("visrc.evaluation.validate_cli", "validate a YouTube-VIS annotation or results JSON"),
     "evaluate": ("visrc.evaluation.evaluate_cli", "video AP of a results file against YouTube-VIS GT"),
     "train": ("visrc.models.train_cli", "train a model config on mmengine's Runner"),
-    "infer": ("visrc.models.infer_cli", "run a trained model over a split and write results.json"),
-    "demo": ("visrc.viz.demo_cli", "draw tracked masks/boxes/ids on a video's frames"),
+    "infer": ("visrc.infer_cli", "run a trained model over a split and write results.json"),
+    "demo": ("visrc.demo_cli", "draw tracked masks/boxes/ids on a video's frames"),
     "reproduce": ("visrc.reproduce", "generate data, train, and execute every notebook"),
 }
 

@@ -16,16 +16,3 @@ def runs_dir() -> Path:
     d = Path(os.environ.get("VISRC_RUNS_DIR", REPO_ROOT / "runs"))
     d.mkdir(parents=True, exist_ok=True)
     return d
-
-
-def toy_root(preset: str = "default", seed: int = 0) -> Path:
-    """The generated toy benchmark for (preset, seed); generated on first use."""
-    root = runs_dir() / "data" / f"toy_{preset}_seed{seed}"
-    if not (root / "toy_config.json").is_file():      # written last by make_toy
-        from visrc.data.toy import make_toy
-        from visrc.io import file_lock
-
-        with file_lock(root.parent / f".{root.name}.lock"):   # notebooks run side by side
-            if not (root / "toy_config.json").is_file():
-                make_toy(root, preset=preset, seed=seed)
-    return root

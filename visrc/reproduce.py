@@ -69,7 +69,7 @@ def _say(line: str) -> None:
 
 def record_metrics(name: str, metrics: dict) -> Path:
     """The last cell of every notebook: write its headline numbers as ``figures/<name>_metrics.json``."""
-    from visrc.io import atomic_write_text
+    from visrc.fileio import atomic_write_text
     from visrc.viz.plots import figures_dir
 
     text = json.dumps(metrics, indent=2, sort_keys=True, default=float)

@@ -5,8 +5,7 @@
 # default toy benchmark (seed 0, 1 torch thread, forward tracker with this file's association): this
 # schedule (3 epochs = 522 iterations at 0.72 s) took 6.3 min, valid video AP 0.208 (AP50 0.343); 4
 # epochs (milestone 3) gave 0.237 (AP50 0.427) in 8.4 min, but put the whole main job near an hour.
-custom_imports = dict(imports=['visrc.models', 'visrc.data.video_dataset'],
-                      allow_failed_imports=False)
+custom_imports = dict(imports=['visrc.registry'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
 data_root = 'data/toy/'          # `visrc train/infer --data-root` overrides it
@@ -102,7 +101,7 @@ model = dict(
                          add_gt_as_proposals=True,
                          pos_sampler=dict(type='InstanceBalancedPosSampler'),
                          neg_sampler=dict(type='RandomSampler')))),
-    tracker=None,            # association: visrc.tracking (see visrc.models.inference)
+    tracker=None,            # association: visrc.tracking (see visrc.models.predictor)
     embed_score_thr=0.05,
     init_cfg=None)
 
@@ -123,7 +122,7 @@ train_pipeline = [
     ]),
     dict(type='PackTrackInputs'),
 ]
-# one frame at a time at inference (visrc.models.inference)
+# one frame at a time at inference (visrc.models.predictor)
 test_pipeline = [
     dict(type='TransformBroadcaster', transforms=[
         dict(type='LoadImageFromFile'),

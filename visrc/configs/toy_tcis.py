@@ -1,15 +1,12 @@
 # Table 1 row "+TCIS" on the toy benchmark: toy_baseline.py + Temporally Correlated Instance
 # Segmentation (paper 3.3), a training-only loss (`loss_mask_tcis`) through the shared mask head.
 # Changed keys vs the baseline (everything else, schedule included, is toy_baseline.py's):
-#   custom_imports                     + visrc.models.tcis (registers VISTCISRoIHead)
 #   model.detector.roi_head.type       VISRoIHead -> VISTCISRoIHead
 #   model.detector.roi_head.tcis       the TCIS module (Correlation Transform + deformable conv)
 #   model.detector.roi_head.tcis_loss_weight, tcis_rois_per_instance
 # Inference is the baseline's: checkpoints with or without `tcis.*` weights predict the same.
 _base_ = ['./toy_baseline.py']
 
-custom_imports = dict(imports=['visrc.models', 'visrc.models.tcis', 'visrc.data.video_dataset'],
-                      allow_failed_imports=False)
 ch = 64   # = toy_baseline's FPN / mask RoI channels
 
 model = dict(

@@ -2,7 +2,6 @@
 # multi-task add-ins of 3.5.1: semantic segmentation on P3, multi-label classification on C5
 # (both training-only) and mask scoring (a mask-IoU head; its IoU multiplies the class score at
 # inference). Changed keys vs the baseline (everything else, schedule included, is toy_baseline.py's):
-#   custom_imports                        + visrc.models.tcis, visrc.models.heads
 #   model.detector.roi_head.type          VISRoIHead -> VISTCISMaskScoringRoIHead
 #   model.detector.roi_head.tcis / tcis_loss_weight         (as in toy_tcis.py)
 #   model.detector.roi_head.mask_iou_head WeakMaskIoUHead (loss_mask_iou)
@@ -11,9 +10,6 @@
 #                                         (MultiLabelClsHead, loss_multilabel)
 _base_ = ['./toy_baseline.py']
 
-custom_imports = dict(imports=['visrc.models', 'visrc.models.tcis', 'visrc.models.heads',
-                               'visrc.data.video_dataset'],
-                      allow_failed_imports=False)
 num_classes = 6    # C, = toy_baseline's
 ch = 64            # = toy_baseline's FPN / head channels
 c5_channels = 128  # toy ResNet-18 with base_channels=16: C5 has 16 * 8 channels

@@ -47,7 +47,7 @@ from mmdet.datasets.transforms import LoadTrackAnnotations, PackTrackInputs
 from mmdet.registry import DATA_SAMPLERS, DATASETS, TRANSFORMS
 from mmdet.structures.mask import BitmapMasks, PolygonMasks
 
-from ..models.aux_classes import AUX, COCO_ALIASES, OPENIMAGES_ALIASES, build_category_map, mapped_label
+from visrc.data.categories import AUX, COCO_ALIASES, OPENIMAGES_ALIASES, build_category_map, mapped_label
 from .masks import decode_rle, to_rle
 
 Rng = Union[np.random.Generator, int, None]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import random
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -84,3 +85,43 @@ class FixedLengthTrackImgSampler(TrackImgSampler):
         while len(indices) < self.total_size:
             indices += rng.sample(self.indices, len(self.indices))
         return iter(indices[:self.total_size][self.rank::self.world_size])
+
+
+FRAME_SAMPLING_SCHEDULES = ("equal_iterations", "equal_epochs")
+
+
+def frame_sampling_options(cfg, data_root: str | Path, n: int | None, schedule: str = "equal_epochs",
+                           out_dir: str | Path | None = None) -> dict | None:
+    """``cfg_options`` that train a loaded config ``cfg`` on ``n`` uniformly sampled frames per video
+    (paper 3.1).
+
+    Writes the subsampled annotation file under ``out_dir`` (default ``runs/data/frame_sampling``) and adds ``PseudoRefFrame`` before
+    packing, so a video left with one frame (its key frame sampled as its own reference) gets an
+    affine-warped pseudo reference frame, as in the paper. ``n=None``: all frames, no override.
+    ``schedule="equal_iterations"``: every epoch takes as many key frames as the full split has
+    (``FixedLengthTrackImgSampler``), so the run gets the all-frames run's iterations and LR
+    schedule; ``"equal_epochs"``: an epoch is one pass over the sampled frames (fewer iterations).
+    """
+    if schedule not in FRAME_SAMPLING_SCHEDULES:
+        raise ValueError(f"frame-sampling schedule must be one of {FRAME_SAMPLING_SCHEDULES}, got {schedule!r}")
+    if n is None:
+        return None
+    from visrc.data.ytvis import load_ytvis, write_ytvis
+    from visrc.paths import runs_dir
+
+    ds = cfg.train_dataloader.dataset
+    src = Path(data_root) / ds.ann_file
+    ann = Path(out_dir or runs_dir() / "data" / "frame_sampling") / f"{Path(data_root).name}_{Path(ds.ann_file).stem}_{n}frames.json"
+    full = load_ytvis(src) if schedule == "equal_iterations" or not ann.is_file() else None
+    if not ann.is_file():
+        write_ytvis(subsample_frames(full, n), ann)
+    pipeline = [t.to_dict() if hasattr(t, "to_dict") else dict(t) for t in ds.pipeline]
+    pipeline.insert(len(pipeline) - 1, dict(type="PseudoRefFrame"))
+    options = {"train_dataloader.dataset.ann_file": str(ann), "train_dataloader.dataset.pipeline": pipeline}
+    if schedule == "equal_iterations":
+        if cfg.train_dataloader.sampler.get("type") != "TrackImgSampler":
+            raise ValueError(f"{cfg.filename}: the equal_iterations schedule needs train_dataloader.sampler TrackImgSampler, "
+                             f"got {cfg.train_dataloader.sampler.get('type')}")
+        options["train_dataloader.sampler"] = dict(type="FixedLengthTrackImgSampler",
+                                                   length=sum(int(v["length"]) for v in full["videos"]))
+    return options

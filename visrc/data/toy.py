@@ -31,7 +31,7 @@ from PIL import Image
 
 from visrc.data.masks import encode_mask, rle_area, rle_bbox
 from visrc.data.ytvis import write_ytvis
-from visrc.io import atomic_write_bytes, atomic_write_json
+from visrc.fileio import atomic_write_bytes, atomic_write_json
 
 # name -> (shape, aspect w/h, texture, texture period in px at scale 1, texture angle in degrees)
 CLASS_LIBRARY: dict[str, tuple[str, float, str, float, float]] = {
@@ -353,3 +353,22 @@ def make_toy(out: str | Path, preset: str = "default", seed: int = 0, progress: 
         _write_image_set(out, "openimages", cfg.n_openimages_images, OPENIMAGES_CLASSES, cfg, 3, True, bar)
     atomic_write_json(out / "toy_config.json", dataclasses.asdict(cfg), indent=2)
     return out
+
+
+def toy_root(preset: str = "default", seed: int = 0) -> Path:
+    """The generated toy benchmark for (preset, seed) under ``runs/data/``; generated on first use,
+    once even when several notebooks ask at the same time."""
+    from visrc.fileio import file_lock
+    from visrc.paths import runs_dir
+
+    root = runs_dir() / "data" / f"toy_{preset}_seed{seed}"
+    if not (root / "toy_config.json").is_file():      # written last by make_toy
+        with file_lock(root.parent / f".{root.name}.lock"):
+            if not (root / "toy_config.json").is_file():
+                make_toy(root, preset=preset, seed=seed)
+    return root
+
+
+def dataset_root(data_root: str | Path | None = None, toy_preset: str = "default") -> Path:
+    """The notebooks' data: ``data_root`` when given (e.g. a YouTube-VIS root), else the toy benchmark."""
+    return Path(data_root) if data_root else toy_root(toy_preset)

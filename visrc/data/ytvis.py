@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from visrc.io import atomic_write_json, read_json
+from visrc.fileio import atomic_write_json, read_json
 
 VIDEO_KEYS = ("id", "file_names", "length", "height", "width")
 ANN_KEYS = ("id", "video_id", "category_id", "segmentations", "bboxes", "areas")

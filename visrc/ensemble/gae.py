@@ -65,7 +65,7 @@ from pycocotools import mask as mask_utils
 from scipy.sparse import csr_matrix
 
 from visrc.data.masks import decode_rle, encode_masks
-from visrc.tracking.predictions import FramePredictions, VideoPredictions
+from visrc.data.predictions import FramePredictions, VideoPredictions
 
 #: A model's answer for given proposals: ``fn(boxes (K, 4) xyxy) -> (masks, embeddings (K, D))``,
 #: masks either (K, h, w) probabilities / binary, or a list of K RLE dicts.

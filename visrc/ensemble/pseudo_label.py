@@ -10,7 +10,7 @@
 
 Rules (each a documented choice; the paper says only "boxes the tracker can match over frames"):
 
-* **Tracking**: the split's tracker (:func:`visrc.tracking.run_tracking`, BiTrack by default) runs on
+* **Tracking**: the split's tracker (:func:`visrc.tracking.track_split`, BiTrack by default) runs on
   *all* ensembled detections, as at test time, so weak detections may still bridge a link.
 * **Kept detections**: of each track, the detections with ``score >= score_thr`` whose box, clipped
   to the image, has positive area. A track gives pseudo labels only if at least ``min_track_len``
@@ -53,7 +53,7 @@ from pycocotools import mask as mask_utils
 
 from visrc.data.masks import rle_area
 from visrc.data.ytvis import validate_ytvis, write_ytvis
-from visrc.tracking import BiTrackConfig, Track, VideoPredictions, box_iou, run_tracking, vote_label
+from visrc.tracking import BiTrackConfig, Track, VideoPredictions, box_iou, track_split, vote_label
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class PseudoLabelConfig:
 
     score_thr: float = 0.5
     min_track_len: int = 3
-    mode: str = "bitrack"  # "bitrack" | "forward" (visrc.tracking.run_tracking)
+    mode: str = "bitrack"  # "bitrack" | "forward" (visrc.tracking.track_split)
     tracking: BiTrackConfig = field(default_factory=BiTrackConfig)
     dedup_iou: float | None = 0.7
     with_masks: bool = True
@@ -121,7 +121,7 @@ def filter_tracks(video: VideoPredictions, tracks: Sequence[Track], score_thr: f
 def select_tracks(videos: Sequence[VideoPredictions], config: PseudoLabelConfig | None = None) -> dict[int, list[Track]]:
     """Track every video and keep the pseudo-label tracks: video_id -> tracks (see :func:`filter_tracks`)."""
     cfg = config or PseudoLabelConfig()
-    tracked = run_tracking(videos, cfg.tracking, cfg.mode)
+    tracked = track_split(videos, cfg.tracking, cfg.mode)
     return {v.video_id: filter_tracks(v, tracked[v.video_id], cfg.score_thr, cfg.min_track_len, cfg.dedup_iou)
             for v in videos}
 

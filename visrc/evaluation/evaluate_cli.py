@@ -38,7 +38,7 @@ def run(args) -> int:
     from visrc.data.ytvis import YTVISFormatError, load_ytvis
     from visrc.evaluation.export import load_results
     from visrc.evaluation.ytvis_eval import evaluate_ytvis
-    from visrc.io import atomic_write_json
+    from visrc.fileio import atomic_write_json
 
     try:
         gt = load_ytvis(args.gt, validate=not args.no_validate)

@@ -6,7 +6,7 @@ A YouTube-VIS results file is a JSON list of predicted tracks::
       "segmentations": [{"size": [h, w], "counts": str} | null] * video_length}, ...]
 
 The official server (and evaluator) only reads compressed RLE, so that is what validation accepts.
-Both writers go through :mod:`visrc.io`, so a killed process leaves the old file or the new one,
+Both writers go through :mod:`visrc.fileio`, so a killed process leaves the old file or the new one,
 never a truncated one.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from visrc.data.ytvis import YTVISFormatError
-from visrc.io import atomic_write, atomic_write_json, read_json
+from visrc.fileio import atomic_write, atomic_write_json, read_json
 
 RESULT_KEYS = ("video_id", "category_id", "score", "segmentations")
 SUBMISSION_MEMBER = "results.json"
@@ -152,3 +152,32 @@ def write_submission_zip(results: Sequence[Mapping], path: str | os.PathLike,
             z.writestr(SUBMISSION_MEMBER, data)
 
     return atomic_write(path, write, "wb")
+
+
+def tracks_to_results(video_id: int, tracks: Sequence, label_to_category: Mapping[int, int] | Sequence[int],
+                      skip_unmapped: bool = False) -> list[dict]:
+    """YouTube-VIS results entries of one video's tracks (:class:`visrc.tracking.Track`).
+
+    ``label_to_category`` maps the model's 0-based label to the GT JSON's ``category_id`` (1-based
+    in YouTube-VIS), as a dict or a sequence indexed by label. A track whose voted label is not in
+    it raises ``KeyError``, or is left out with ``skip_unmapped=True`` (e.g. auxiliary classes).
+    Each entry: ``{"video_id", "category_id", "score", "segmentations": [RLE | None] * T}``.
+    """
+    out = []
+    for k, tr in enumerate(tracks):
+        if tr.masks is None:
+            raise ValueError(f"video {video_id}: track {k} has no masks (a boxes-only run cannot give YouTube-VIS results)")
+        try:
+            cat = label_to_category[tr.label]
+        except (KeyError, IndexError):
+            if skip_unmapped:
+                continue
+            raise KeyError(f"video {video_id}: track {k} has label {tr.label}, which label_to_category does not map") from None
+        out.append({"video_id": int(video_id), "category_id": int(cat), "score": float(tr.score),
+                    "segmentations": list(tr.masks)})
+    return out
+
+
+def results_for_split(tracks_by_video: Mapping[int, Sequence], label_to_category, skip_unmapped: bool = False) -> list[dict]:
+    """:func:`tracks_to_results` over a split (the output of :func:`visrc.tracking.track_split`)."""
+    return [r for vid, tr in tracks_by_video.items() for r in tracks_to_results(vid, tr, label_to_category, skip_unmapped)]

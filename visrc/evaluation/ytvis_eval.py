@@ -108,7 +108,7 @@ class YTVISEvalResult:
 
 def _as_data(obj: Any):
     if isinstance(obj, (str, os.PathLike)):
-        from visrc.io import read_json
+        from visrc.fileio import read_json
         return read_json(obj)
     return obj
 

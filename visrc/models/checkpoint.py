@@ -38,7 +38,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.registry import HOOKS
 from mmengine.dist import is_main_process
 
-from visrc.io import atomic_write_text
+from visrc.fileio import atomic_write_text
 
 _REGISTERED = False
 

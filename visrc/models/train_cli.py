@@ -60,7 +60,7 @@ def set_data_root(cfg, data_root: str) -> None:
 def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epochs=None, seed=None,
                    cfg_options=None, launcher='none'):
     """Load a config and apply the command-line overrides; returns the mmengine Config."""
-    from visrc.models.inference import load_config, resolve_config_path
+    from visrc.models.config import load_config, resolve_config_path
 
     cfg = load_config(config)
     if data_root:

@@ -1,26 +1,25 @@
 """Tracking: per-frame predictions, association, BiTrack and label voting.
 
-* :mod:`~visrc.tracking.predictions` — ``VideoPredictions`` / ``FramePredictions`` and the
+* :mod:`~visrc.data.predictions` — ``VideoPredictions`` / ``FramePredictions`` and the
   split-level ``.npz`` (``save_predictions`` / ``load_predictions``), plus detections made from
   ground truth (``predictions_from_gt``) or at random (``synthetic_video``) for demos and benchmarks;
 * :mod:`~visrc.tracking.associate` — ``Tracker`` (``update(frame) -> track ids``), either direction;
 * :mod:`~visrc.tracking.bitrack` — ``bitrack`` (forward + backward + merge), ``track_forward``
-  (the baseline), ``tracks_to_results`` (YouTube-VIS results entries);
+  (the baseline), ``track_split`` (a whole split, either mode);
 * :mod:`~visrc.tracking.voting` — ``vote_label``.
 """
-from visrc.tracking.associate import Tracker, TrackerConfig, box_iou, build_tracker, track_video
+from visrc.tracking.associate import Tracker, TrackerConfig, box_iou, build_tracker, associate_video
 from visrc.tracking.bitrack import (BiTrackConfig, BiTrackResult, Track, bitrack, build_bitrack_config, greedy_pairs,
-                                    merge_tracklets, pair_mean_iou, results_for_split, run_tracking, track_forward,
-                                    tracklets_from_ids, tracks_from_tracklets, tracks_to_results)
-from visrc.tracking.predictions import (FramePredictions, PredictionsFormatError, VideoPredictions, load_predictions,
+                                    merge_tracklets, pair_mean_iou, track_split, track_forward,
+                                    tracklets_from_ids, tracks_from_tracklets)
+from visrc.data.predictions import (FramePredictions, PredictionsFormatError, VideoPredictions, load_predictions,
                                         predictions_from_gt, save_predictions, synthetic_video)
 from visrc.tracking.voting import vote_label, vote_labels
 
 __all__ = [
-    "Tracker", "TrackerConfig", "box_iou", "build_tracker", "track_video",
+    "Tracker", "TrackerConfig", "box_iou", "build_tracker", "associate_video",
     "BiTrackConfig", "BiTrackResult", "Track", "bitrack", "build_bitrack_config", "greedy_pairs", "merge_tracklets",
-    "pair_mean_iou", "results_for_split", "run_tracking", "track_forward", "tracklets_from_ids", "tracks_from_tracklets",
-    "tracks_to_results",
+    "pair_mean_iou", "track_split", "track_forward", "tracklets_from_ids", "tracks_from_tracklets",
     "FramePredictions", "PredictionsFormatError", "VideoPredictions", "load_predictions", "save_predictions",
     "predictions_from_gt", "synthetic_video",
     "vote_label", "vote_labels",

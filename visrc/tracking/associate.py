@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from visrc.tracking.predictions import FramePredictions, VideoPredictions
+from visrc.data.predictions import FramePredictions, VideoPredictions
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -203,7 +203,7 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def track_video(video: VideoPredictions, config: TrackerConfig | None = None, reverse: bool = False) -> list[np.ndarray]:
+def associate_video(video: VideoPredictions, config: TrackerConfig | None = None, reverse: bool = False) -> list[np.ndarray]:
     """Run one :class:`Tracker` over a video (backward if ``reverse``).
 
     Returns per-frame track ids in the video's own frame order: ``ids[t]`` is (N_t,) int64, -1 = untracked.

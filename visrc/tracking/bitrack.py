@@ -1,6 +1,6 @@
 """BiTrack (paper 3.4): track a video forward and backward, merge the two sets of tracklets.
 
-Detections are computed once (a :class:`~visrc.tracking.predictions.VideoPredictions`); the
+Detections are computed once (a :class:`~visrc.data.predictions.VideoPredictions`); the
 association of :mod:`visrc.tracking.associate` runs over them twice::
 
     result = bitrack(video, BiTrackConfig(merge_iou_thr=0.5))
@@ -52,8 +52,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from visrc.tracking.associate import TrackerConfig, _iou, track_video
-from visrc.tracking.predictions import RLE, VideoPredictions
+from visrc.tracking.associate import TrackerConfig, _iou, associate_video
+from visrc.data.predictions import RLE, VideoPredictions
 from visrc.tracking.voting import vote_label
 
 
@@ -225,14 +225,14 @@ def _one_pass_track(flat: _Flat, det_index: np.ndarray, source: str, k: int) -> 
 def track_forward(video: VideoPredictions, config: BiTrackConfig | TrackerConfig | None = None) -> list[Track]:
     """The forward-only baseline: one pass, each tracklet a track (same voting and score as BiTrack)."""
     tcfg = config.tracker if isinstance(config, BiTrackConfig) else config
-    return tracks_from_tracklets(video, tracklets_from_ids(track_video(video, tcfg)), "forward")
+    return tracks_from_tracklets(video, tracklets_from_ids(associate_video(video, tcfg)), "forward")
 
 
 def bitrack(video: VideoPredictions, config: BiTrackConfig | None = None) -> BiTrackResult:
     """Run both passes over ``video`` and merge them (rules in the module docstring)."""
     cfg = config or BiTrackConfig()
-    fwd = tracklets_from_ids(track_video(video, cfg.tracker))
-    bwd = tracklets_from_ids(track_video(video, cfg.tracker, reverse=True))
+    fwd = tracklets_from_ids(associate_video(video, cfg.tracker))
+    bwd = tracklets_from_ids(associate_video(video, cfg.tracker, reverse=True))
     return merge_tracklets(video, fwd, bwd, cfg)
 
 
@@ -275,45 +275,14 @@ def _as_tracklets(det_index, flat: _Flat, name: str = "det_index") -> np.ndarray
     return a
 
 
-def run_tracking(videos: Sequence[VideoPredictions], config: BiTrackConfig | None = None,
+def track_split(videos: Sequence[VideoPredictions], config: BiTrackConfig | None = None,
                  mode: str = "bitrack") -> dict[int, list[Track]]:
     """Tracks of every video: ``mode`` "bitrack" or "forward" (the baseline). video_id -> tracks."""
     if mode not in ("bitrack", "forward"):
-        raise ValueError(f"run_tracking: mode {mode!r} is not 'bitrack' or 'forward'")
+        raise ValueError(f"track_split: mode {mode!r} is not 'bitrack' or 'forward'")
     if mode == "forward":
         return {v.video_id: track_forward(v, config) for v in videos}
     return {v.video_id: bitrack(v, config).tracks for v in videos}
-
-
-# ------------------------------------------------------------------------------------- results
-
-def tracks_to_results(video_id: int, tracks: Sequence[Track], label_to_category: Mapping[int, int] | Sequence[int],
-                      skip_unmapped: bool = False) -> list[dict]:
-    """YouTube-VIS results entries of one video's tracks.
-
-    ``label_to_category`` maps the model's 0-based label to the GT JSON's ``category_id`` (1-based
-    in YouTube-VIS), as a dict or a sequence indexed by label. A track whose voted label is not in
-    it raises ``KeyError``, or is left out with ``skip_unmapped=True`` (e.g. auxiliary classes).
-    Each entry: ``{"video_id", "category_id", "score", "segmentations": [RLE | None] * T}``.
-    """
-    out = []
-    for k, tr in enumerate(tracks):
-        if tr.masks is None:
-            raise ValueError(f"video {video_id}: track {k} has no masks (a boxes-only run cannot give YouTube-VIS results)")
-        try:
-            cat = label_to_category[tr.label]
-        except (KeyError, IndexError):
-            if skip_unmapped:
-                continue
-            raise KeyError(f"video {video_id}: track {k} has label {tr.label}, which label_to_category does not map") from None
-        out.append({"video_id": int(video_id), "category_id": int(cat), "score": float(tr.score),
-                    "segmentations": list(tr.masks)})
-    return out
-
-
-def results_for_split(tracks_by_video: Mapping[int, Sequence[Track]], label_to_category, skip_unmapped: bool = False) -> list[dict]:
-    """:func:`tracks_to_results` over a split (the output of :func:`run_tracking`)."""
-    return [r for vid, tr in tracks_by_video.items() for r in tracks_to_results(vid, tr, label_to_category, skip_unmapped)]
 
 
 def build_bitrack_config(cfg: dict | BiTrackConfig | None = None) -> BiTrackConfig:

@@ -22,9 +22,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from visrc.tracking.associate import track_video
+from visrc.tracking.associate import associate_video
 from visrc.tracking.bitrack import BiTrackConfig, BiTrackResult, bitrack, merge_tracklets, tracklets_from_ids
-from visrc.tracking.predictions import VideoPredictions
+from visrc.data.predictions import VideoPredictions
 
 FrameLoader = Callable[[VideoPredictions, int], "np.ndarray | None"]
 ROWS = ("forward", "backward", "merged")
@@ -248,8 +248,8 @@ class BiTrackExplorer:
     def _merge(self) -> None:
         v = self.current
         if v.video_id not in self._passes:
-            self._passes[v.video_id] = (tracklets_from_ids(track_video(v, self.config.tracker)),
-                                        tracklets_from_ids(track_video(v, self.config.tracker, reverse=True)))
+            self._passes[v.video_id] = (tracklets_from_ids(associate_video(v, self.config.tracker)),
+                                        tracklets_from_ids(associate_video(v, self.config.tracker, reverse=True)))
         fwd, bwd = self._passes[v.video_id]
         self.result = merge_tracklets(v, fwd, bwd, replace(self.config, merge_iou_thr=float(self.threshold.value)))
 

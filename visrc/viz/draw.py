@@ -80,7 +80,7 @@ def tracks_to_frames(tracks, num_frames: int, decode: bool = True) -> list[dict]
 
 def write_video(frames: Sequence[np.ndarray], out: str | os.PathLike, fps: float = 6.0) -> Path:
     """RGB uint8 frames -> ``out`` (.gif via Pillow, .mp4/.avi via OpenCV), written atomically."""
-    from visrc.io import atomic_write
+    from visrc.fileio import atomic_write
 
     out = Path(out)
     suffix = out.suffix.lower()

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from visrc.io import atomic_write_bytes, atomic_write_text
+from visrc.fileio import atomic_write_bytes, atomic_write_text
 
 from visrc.paths import REPO_ROOT
 

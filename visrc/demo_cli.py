@@ -38,8 +38,9 @@ def render_demo(config, checkpoint, video_dir, out, mode=None, score_thr=0.3, fp
     import numpy as np
     from PIL import Image
 
-    from visrc.models.inference import VideoPredictor, config_classes, load_config
-    from visrc.tracking import build_bitrack_config, run_tracking
+    from visrc.models.config import config_classes, load_config
+    from visrc.models.predictor import VideoPredictor
+    from visrc.tracking import build_bitrack_config, track_split
     from visrc.viz.draw import draw_frame, tracks_to_frames, write_video
 
     cfg = load_config(config)
@@ -47,7 +48,7 @@ def render_demo(config, checkpoint, video_dir, out, mode=None, score_thr=0.3, fp
     predictor = VideoPredictor.from_files(cfg, checkpoint, device)
     video = predictor.predict_video([str(p) for p in paths], video_id=0)
     mode = mode or cfg.get('tracking_mode', 'forward')
-    tracks = run_tracking([video], build_bitrack_config(cfg.get('tracking')), mode=mode)[0]
+    tracks = track_split([video], build_bitrack_config(cfg.get('tracking')), mode=mode)[0]
     tracks = [t for t in tracks if t.score >= score_thr]
     per_frame = tracks_to_frames(tracks, len(paths))
     classes = config_classes(cfg)

@@ -8,13 +8,13 @@ pseudo labels and the retraining on them. What notebooks 04 and 05 call::
     ckpt_a_pl = retrain_with_pseudo("toy_baseline", ckpt_a, merged_json, root, seed=0)
 
 **Ensemble** (:func:`ensemble_models`): each member's split is predicted at every test scale
-(per-frame ``.npz`` next to the checkpoint, like :func:`visrc.experiments.predict_cached`), the
-scales of one model are merged first (:func:`visrc.ensemble.tta.merge_scales`: that model's
+(per-frame ``.npz`` next to the checkpoint, like :func:`visrc.experiments.runs.predict_cached`), the
+scales of one model are merged first (:func:`visrc.ensemble.multiscale.merge_scales`: that model's
 multi-scale test), then the models with GAE (:func:`visrc.ensemble.gae.ensemble_videos`: max
 score, score-weighted boxes). Two GAE levels rather than one over models x scales, so every model
 weighs the same however many scales it ran at, and the refinement calls each model once per frame.
 With ``refine=True`` the fused boxes (and their classes) are fed back to every model at scale 1
-as proposals (:meth:`visrc.models.inference.VideoPredictor.predict_boxes`); masks and embeddings
+as proposals (:meth:`visrc.models.predictor.VideoPredictor.predict_boxes`); masks and embeddings
 are the models' mean. The result is tracked with the first member's ``tracking`` /
 ``tracking_mode`` and evaluated on the split's GT.
 
@@ -39,7 +39,7 @@ from typing import Sequence
 
 import numpy as np
 
-from visrc.io import atomic_write_json, read_json
+from visrc.fileio import atomic_write_json, read_json
 from visrc.paths import runs_dir
 
 Member = tuple[str, "str | Path"]   # (config, checkpoint)
@@ -66,24 +66,14 @@ def _scale_tag(scale: float) -> str:
     return f"{float(scale):g}".replace(".", "p")
 
 
-def split_paths(config, data_root) -> tuple[Path, Path]:
-    """(annotation file, image folder) of the config's test split under ``data_root`` (as
-    :func:`visrc.models.inference.run_inference` reads them)."""
-    from visrc.models.inference import load_config
-
-    split = load_config(config).get("test_split") or {}
-    root = Path(data_root)
-    return root / split.get("ann_file", "valid/instances.json"), root / split.get("img_prefix", "valid/JPEGImages")
-
-
 def predict_scales_cached(config, checkpoint, data_root, scales: Sequence[float] = (1.0,), mode: str = "forward",
                           force: bool = False) -> list[list]:
     """The split's per-frame predictions at every test scale -> ``[per scale: list of VideoPredictions]``,
-    all in original-image pixels. Scale 1 is :func:`visrc.experiments.predict_cached`'s run (shared
+    all in original-image pixels. Scale 1 is :func:`visrc.experiments.runs.predict_cached`'s run (shared
     with notebook 03); scale s is saved in ``<checkpoint dir>/predict_<mode>_scale<s>/``."""
-    from visrc.experiments import compute_slot, predict_cached
-    from visrc.models.inference import run_inference
-    from visrc.tracking import load_predictions
+    from visrc.data.predictions import load_predictions
+    from visrc.experiments.runs import compute_slot, predict_cached
+    from visrc.pipeline import run_inference
 
     out = []
     for s in scales:
@@ -108,34 +98,21 @@ def _proposal_fn(predictor, paths: dict):
     return lambda video_id, t, boxes, labels: predictor.predict_boxes(paths[video_id][t], boxes, labels)
 
 
-def track_and_evaluate(videos, config, gt: dict, mode: str | None = None, tracking: dict | None = None):
-    """Track per-frame predictions with the config's association (or ``mode`` / ``tracking``) ->
-    (YouTube-VIS results, metrics dict; ``{}`` when ``gt`` has no annotations)."""
-    from visrc.evaluation.ytvis_eval import evaluate_ytvis
-    from visrc.models.inference import config_classes, label_to_category, load_config
-    from visrc.tracking import build_bitrack_config, results_for_split, run_tracking
-
-    cfg = load_config(config)
-    mode = mode or cfg.get("tracking_mode", "forward")
-    tracks = run_tracking(videos, build_bitrack_config(tracking or cfg.get("tracking")), mode=mode)
-    results = results_for_split(tracks, label_to_category(config_classes(cfg), gt["categories"]), skip_unmapped=True)
-    metrics = evaluate_ytvis(gt, results).as_dict()["metrics"] if gt.get("annotations") else {}
-    return results, metrics
-
-
 def ensemble_models(members: Sequence[Member], data_root, scales: Sequence[float] = (1.0,), refine: bool = True,
                     iou_thr: float = 0.55, mode: str | None = None, tracking: dict | None = None,
                     force: bool = False) -> EnsembleResult:
     """GAE of ``members`` (``(config, checkpoint)`` pairs) at ``scales`` on the configs' test split,
     tracked and evaluated (rules in the module docstring). One member with several scales is that
     model's multi-scale test. Cached in ``runs/ensembles/<hash>/``."""
+    from visrc.data.predictions import load_predictions, save_predictions
     from visrc.data.ytvis import load_ytvis
     from visrc.ensemble.gae import ensemble_videos
-    from visrc.ensemble.tta import merge_scales
+    from visrc.ensemble.multiscale import merge_scales
     from visrc.evaluation.export import write_results
-    from visrc.experiments import compute_slot
-    from visrc.models.inference import VideoPredictor, config_classes, load_config
-    from visrc.tracking import load_predictions, save_predictions
+    from visrc.experiments.runs import compute_slot
+    from visrc.models.config import config_classes, load_config
+    from visrc.models.predictor import VideoPredictor
+    from visrc.pipeline import config_tracking, split_paths, track_and_evaluate
 
     members = [(str(c), Path(k)) for c, k in members]
     if not members:
@@ -166,7 +143,9 @@ def ensemble_models(members: Sequence[Member], data_root, scales: Sequence[float
             fns = [_proposal_fn(VideoPredictor.from_files(c, k), paths) for c, k in members]
         fused = ensemble_videos(per_model, iou_thr=iou_thr, proposal_fns=fns) if (refine or len(members) > 1) \
             else per_model[0]
-    results, metrics = track_and_evaluate(fused, members[0][0], gt, mode, tracking)
+    default_tracking, default_mode = config_tracking(members[0][0])
+    results, evaluation = track_and_evaluate(fused, gt, classes.pop(), tracking or default_tracking, mode or default_mode)
+    metrics = evaluation.get("metrics", {})
     save_predictions(fused, out_dir / "predictions.npz")
     write_results(results, out_dir / "results.json", gt=gt)
     summary = dict(settings, metrics=metrics, tracks=len(results), videos=len(fused),
@@ -232,9 +211,11 @@ def pseudo_label_dataset(ensemble: EnsembleResult, config=None, force: bool = Fa
     ``data_prefix=dict(img_path='')``) and ``stats.json`` into ``<ensemble dir>/pseudo-<hash>/``.
     Returns (merged file, stats: tracks / boxes kept, detections in, precision at IoU 0.5 vs GT).
     """
+    from visrc.data.categories import label_to_category
     from visrc.data.ytvis import load_ytvis, write_ytvis
     from visrc.ensemble.pseudo_label import PseudoLabelConfig, make_pseudo_labels, merge_ytvis, write_pseudo_labels
-    from visrc.models.inference import config_classes, label_to_category, load_config
+    from visrc.models.config import config_classes, load_config
+    from visrc.pipeline import split_paths
 
     cfg_pl = config or PseudoLabelConfig(with_masks=False)
     out_dir = ensemble.out_dir / f"pseudo-{_key(asdict(cfg_pl))}"
@@ -280,7 +261,7 @@ def pseudo_label_options(config, checkpoint, merged_json, lr: float | None = Non
     (``LoadMSDAnnotations`` / ``PackMSDInputs``) and the mask loss skipping them
     (``WeakMaskFCNMaskHead``), so pseudo boxes train detection and tracking only. ``lr``: the
     fine-tune's learning rate (default: the config's)."""
-    from visrc.models.inference import load_config
+    from visrc.models.config import load_config
 
     cfg = load_config(config)
     ds = cfg.train_dataloader.dataset
@@ -305,13 +286,13 @@ def pseudo_label_options(config, checkpoint, merged_json, lr: float | None = Non
 def retrain_with_pseudo(config, checkpoint, merged_json, data_root, seed: int = 0, epochs: int | None = None,
                         lr: float | None = None, force: bool = False) -> Path:
     """Train ``config`` on train + pseudo-labelled valid (``merged_json`` from :func:`pseudo_label_dataset`)
-    through :func:`visrc.experiments.train_cached`; returns the final checkpoint.
+    through :func:`visrc.experiments.runs.train_cached`; returns the final checkpoint.
 
     A *fine-tune from the model's own weights* (``load_from=checkpoint``, the config's schedule or
     ``epochs``), not the paper's retraining from scratch: a CPU compromise. Pseudo annotations only
     supervise detection and tracking (:func:`pseudo_label_options`).
     """
-    from visrc.experiments import train_cached
+    from visrc.experiments.runs import train_cached
 
     return train_cached(config, data_root, seed=seed, max_epochs=epochs,
                         cfg_options=pseudo_label_options(config, checkpoint, merged_json, lr), force=force)
@@ -319,9 +300,112 @@ def retrain_with_pseudo(config, checkpoint, merged_json, data_root, seed: int = 
 
 def retrain_jobs(members: Sequence[Member], merged_json, data_root, seed: int = 0, epochs: int | None = None,
                  lr: float | None = None) -> list:
-    """The :func:`retrain_with_pseudo` runs of several members as :func:`visrc.experiments.train_many` jobs.
+    """The :func:`retrain_with_pseudo` runs of several members as :func:`visrc.experiments.runs.train_many` jobs.
     ``merged_json=None``: the control instead, the same fine-tune on each config's own train set
     (:func:`finetune_options`)."""
     return [dict(config=c, data_root=data_root, seed=seed, max_epochs=epochs,
                  cfg_options=(finetune_options(k, lr) if merged_json is None
                               else pseudo_label_options(c, k, merged_json, lr))) for c, k in members]
+
+
+# ------------------------------------------------------------------------------ the Table 2 rows
+
+TABLE2_MODELS = (("A", "toy_baseline"), ("B", "toy_swin"))
+
+
+@dataclass
+class EnsembleTable:
+    """Table 2 rows 1-3 of every seed: ``runs`` (``{"row", "seed", <metric>}``), ``members``
+    (``(name, seed) -> (config, checkpoint)``), ``ensembles`` (seed -> the tracked ensemble of all
+    models) and the settings they were made with."""
+
+    runs: list[dict]
+    members: dict
+    ensembles: dict
+    names: list
+    data_root: Path
+    seeds: list
+    scales: list
+    iou_thr: float
+    refine: bool
+
+
+def ensemble_table(data_root, models=TABLE2_MODELS, seeds=(0,), train_epochs: int | None = None,
+                   scales: Sequence[float] = (1.0,), iou_thr: float = 0.55, refine: bool = True) -> EnsembleTable:
+    """Train (or reuse) every model and seed; rows: each model alone, then their ensemble at ``scales``
+    (notebook 04; notebook 05 calls it again and gets the same cached runs)."""
+    from visrc.experiments.runs import predict_cached, train_many
+    from visrc.experiments.tables import metrics_row
+
+    root = Path(data_root)
+    settings = [(name, config, seed) for seed in seeds for name, config in models]
+    checkpoints = train_many([dict(config=config, data_root=root, seed=seed, max_epochs=train_epochs)
+                              for name, config, seed in settings])
+    members = {(name, seed): (config, ckpt) for (name, config, seed), ckpt in zip(settings, checkpoints)}
+    names = [name for name, _ in models]
+    runs = [{"row": name, "seed": seed, **metrics_row(predict_cached(config, ckpt, root)["metrics"])}
+            for (name, config, seed), ckpt in zip(settings, checkpoints)]
+    ensembles = {}
+    for seed in seeds:
+        ensembles[seed] = ensemble_models([members[(n, seed)] for n in names], root, scales=scales, refine=refine,
+                                          iou_thr=iou_thr)
+        runs.append({"row": f"Ensemble ({', '.join(names)})", "seed": seed, **metrics_row(ensembles[seed].metrics)})
+    return EnsembleTable(runs, members, ensembles, names, root, list(seeds), [float(s) for s in scales], iou_thr, refine)
+
+
+def multiscale_rows(table: EnsembleTable, scales: Sequence[float]) -> list[dict]:
+    """Each model's multi-scale test and the ensemble of all models at ``scales`` (paper 3.5.5)."""
+    from visrc.experiments.tables import metrics_row
+
+    runs = []
+    for seed in table.seeds:
+        for n in table.names:
+            ms = ensemble_models([table.members[(n, seed)]], table.data_root, scales=scales, refine=False,
+                                 iou_thr=table.iou_thr)
+            runs.append({"row": f"{n} multi-scale", "seed": seed, **metrics_row(ms.metrics)})
+        ens = ensemble_models([table.members[(n, seed)] for n in table.names], table.data_root, scales=scales,
+                              refine=table.refine, iou_thr=table.iou_thr)
+        runs.append({"row": f"Ensemble ({', '.join(table.names)}) multi-scale", "seed": seed, **metrics_row(ens.metrics)})
+    return runs
+
+
+@dataclass
+class PseudoLabelTable:
+    """Table 2 rows 1-6: ``runs`` (rows 1-3 of the :class:`EnsembleTable`, the control fine-tunes,
+    the pseudo-label models, the final ensemble) and ``pseudo_stats`` (per seed: boxes kept, precision)."""
+
+    runs: list[dict]
+    pseudo_stats: list[dict]
+
+
+def pseudo_label_table(table: EnsembleTable, pseudo_config=None, retrain_epochs: int | None = 1,
+                       retrain_lr: float | None = None, control: bool = True) -> PseudoLabelTable:
+    """Pseudo labels from each seed's ensemble (:func:`pseudo_label_dataset`), every model fine-tuned on
+    train + pseudo-labelled valid (and, with ``control``, on train alone), then the ensemble of all."""
+    from visrc.experiments.runs import predict_cached, train_many
+    from visrc.experiments.tables import metrics_row
+
+    root, names, members = table.data_root, table.names, dict(table.members)
+    runs, pseudo_stats, merged = list(table.runs), [], {}
+    for seed in table.seeds:
+        merged[seed], stats = pseudo_label_dataset(table.ensembles[seed], pseudo_config)
+        pseudo_stats.append({"seed": seed, **{k: v for k, v in stats.items() if k != "settings"}})
+    jobs = {(kind, seed): retrain_jobs([members[(n, seed)] for n in names], merged[seed] if kind == "pseudo" else None,
+                                       root, seed, retrain_epochs, retrain_lr)
+            for kind in (("pseudo", "control") if control else ("pseudo",)) for seed in table.seeds}
+    flat = [(kind, seed, n, job) for (kind, seed), js in jobs.items() for n, job in zip(names, js)]
+    checkpoints = train_many([job for *_, job in flat])
+    for kind in ("control", "pseudo"):
+        for (k, seed, n, job), ckpt in zip(flat, checkpoints):
+            if k != kind:
+                continue
+            row = f"{n} + fine-tune, no pseudo (control)" if kind == "control" else f"{n} + pseudo"
+            runs.append({"row": row, "seed": seed, **metrics_row(predict_cached(job["config"], ckpt, root)["metrics"])})
+            if kind == "pseudo":
+                members[(n + "+P", seed)] = (job["config"], ckpt)
+    for seed in table.seeds:
+        all_names = names + [n + "+P" for n in names]
+        final = ensemble_models([members[(n, seed)] for n in all_names], root, scales=table.scales,
+                                refine=table.refine, iou_thr=table.iou_thr)
+        runs.append({"row": f"Ensemble ({', '.join(all_names)})", "seed": seed, **metrics_row(final.metrics)})
+    return PseudoLabelTable(runs, pseudo_stats)

@@ -38,7 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
-from visrc.io import atomic_write
+from visrc.fileio import atomic_write
 
 FORMAT_VERSION = 1
 RLE = dict  # {"size": [h, w], "counts": str}

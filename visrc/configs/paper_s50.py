@@ -3,10 +3,9 @@
 # 0.9, batch 16 = 4 GPUs x 4 frame pairs, synchronized BatchNorm. GPU config: not run here (a test
 # builds it and runs one forward pass). The paper's exact learning rates and reference-frame
 # interval were lost from the text we have; the values below are mmdet's standard ones.
-#   torchrun --nproc_per_node=4 -m visrc train visrc/configs/paper_r50.py --launcher pytorch \
+#   torchrun --nproc_per_node=4 -m visrc train visrc/configs/paper_s50.py --launcher pytorch \
 #       --data-root data/youtube_vis_2021 --cfg-options load_from=/path/to/coco_pretrained.pth
-custom_imports = dict(imports=['visrc.models', 'visrc.data.video_dataset'],
-                      allow_failed_imports=False)
+custom_imports = dict(imports=['visrc.registry'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
 data_root = 'data/youtube_vis_2021/'

@@ -21,7 +21,7 @@ import numpy as np
 
 from visrc.data.masks import decode_rle, encode_masks
 from visrc.ensemble.gae import ensemble_videos
-from visrc.tracking.predictions import FramePredictions, VideoPredictions
+from visrc.data.predictions import FramePredictions, VideoPredictions
 
 Size = tuple[int, int]  # (height, width)
 

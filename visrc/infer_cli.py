@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from visrc.io import atomic_write_json
-    from visrc.models.inference import run_inference
+    from visrc.fileio import atomic_write_json
+    from visrc.pipeline import run_inference
 
     summary = run_inference(args.config, args.checkpoint, data_root=args.data, ann_file=args.ann_file,
                             img_prefix=args.img_prefix, out=args.out, predictions_out=args.predictions,

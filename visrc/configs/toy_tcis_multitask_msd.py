@@ -3,7 +3,6 @@
 # still images (pseudo reference frames by a random affine warp, weak masks left out of every mask
 # loss), non-target COCO objects (kite, frisbee, umbrella) kept as K auxiliary classes (Algorithm 1).
 # One _base_ level (toy_baseline.py); changed keys vs the baseline (the schedule is the baseline's):
-#   custom_imports                        + visrc.models.tcis / heads / aux_classes, visrc.data.msd
 #   model.detector.roi_head.type          VISRoIHead -> VISTCISMaskScoringRoIHead
 #   model.detector.roi_head.tcis / tcis_loss_weight         (as in toy_tcis.py)
 #   model.detector.roi_head.bbox_head     AuxClassBBoxHead over C + K classes (outputs C only)
@@ -19,10 +18,6 @@
 # `--cfg-options train_dataloader.sampler.length=720`.
 _base_ = ['./toy_baseline.py']
 
-custom_imports = dict(imports=['visrc.models', 'visrc.models.tcis', 'visrc.models.heads',
-                               'visrc.models.aux_classes', 'visrc.data.video_dataset',
-                               'visrc.data.msd'],
-                      allow_failed_imports=False)
 data_root = 'data/toy/'            # `visrc train --data-root` overrides it (every source)
 classes = ('fish', 'shark', 'turtle', 'bird', 'car', 'truck')   # = toy_baseline's
 num_classes = 6                    # C: target (video) classes

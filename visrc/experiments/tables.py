@@ -1,0 +1,48 @@
+"""The paper's tables and the summary of toy runs beside them: mean, std and count over seeds."""
+from __future__ import annotations
+
+TABLE_METRICS = ("AP", "AP50", "AP75", "AR1", "AR10")
+
+
+def metrics_row(metrics: dict) -> dict:
+    """The table's metrics (:data:`TABLE_METRICS`) out of an evaluation's metrics dict."""
+    return {k: metrics[k] for k in TABLE_METRICS}
+
+
+# The paper's Table 1 (YouTube-VIS 2021 valid, ResNeSt-50), for side-by-side display only.
+PAPER_TABLE1 = {
+    "baseline": dict(AP=0.309, AP50=0.501, AP75=0.338, AR1=0.269, AR10=0.346),
+    "+TCIS": dict(AP=0.331, AP50=0.535, AP75=0.354, AR1=0.285, AR10=0.368),
+    "+TCIS+MultiTask": dict(AP=0.338, AP50=0.546, AP75=0.356, AR1=0.287, AR10=0.374),
+    "+TCIS+MultiTask+MSD": dict(AP=0.364, AP50=0.570, AP75=0.402, AR1=0.299, AR10=0.397),
+    "+TCIS+MultiTask+MSD+BiTrack": dict(AP=0.388, AP50=0.589, AP75=0.438, AR1=0.320, AR10=0.436),
+}
+# The paper's Table 2 (YouTube-VIS 2021 valid), for side-by-side display only. Our model A is the
+# toy ResNet (toy_baseline; the paper: ResNeSt-101 "S101"), model B the toy Swin (toy_swin; Swin-S).
+# Rows 4-6 train on pseudo-labelled valid and evaluate on valid (the paper's transductive protocol).
+PAPER_TABLE2 = {
+    "A": dict(AP=0.418, AP50=0.652, AP75=0.464, AR1=0.340, AR10=0.454),
+    "B": dict(AP=0.440, AP50=0.666, AP75=0.504, AR1=0.359, AR10=0.476),
+    "Ensemble (A, B)": dict(AP=0.464, AP50=0.698, AP75=0.515, AR1=0.376, AR10=0.505),
+    "A + pseudo": dict(AP=0.539, AP50=0.777, AP75=0.628, AR1=0.421, AR10=0.578),
+    "B + pseudo": dict(AP=0.560, AP50=0.792, AP75=0.644, AR1=0.430, AR10=0.594),
+    "Ensemble (A, B, A+P, B+P)": dict(AP=0.575, AP50=0.806, AP75=0.671, AR1=0.441, AR10=0.609),
+}
+
+
+def summary_table(runs: list[dict], paper: dict | None = None):
+    """Rows of ``{"row", "seed", <metric>: value}`` -> a pandas table of mean, std and run count per row
+    (in first-seen row order), with the paper's numbers beside ours when ``paper`` is given."""
+    import pandas as pd
+
+    df = pd.DataFrame(runs)
+    order = list(dict.fromkeys(df["row"]))
+    g = df.groupby("row", sort=False)[list(TABLE_METRICS)]
+    table = g.mean().add_suffix(" mean").join(g.std(ddof=1).add_suffix(" std")).loc[order]
+    table.insert(0, "seeds", g.size().loc[order])
+    cols = ["seeds"] + [f"{m} {s}" for m in TABLE_METRICS for s in ("mean", "std")]
+    table = table[cols]
+    if paper:
+        table["paper AP"] = [paper.get(r, {}).get("AP") for r in order]
+        table["paper AP50"] = [paper.get(r, {}).get("AP50") for r in order]
+    return table
