@@ -19,8 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from visrc.tracking import (BiTrackConfig, load_predictions, results_for_split, track_split, save_predictions,
-                            synthetic_video, associate_video)
+from visrc.evaluation.export import results_for_split
+from visrc.tracking import (BiTrackConfig, associate_video, load_predictions, save_predictions, synthetic_video,
+                            track_split)
 
 
 def best_of(fn, repeats: int) -> float:

@@ -38,6 +38,7 @@ def jittered(video: VideoPredictions, seed: int, drop: float = 0.1, noise: float
 
 
 def _iou(a, b) -> float:
+    """Scalar xyxy IoU of the loop reference, independent of the code under test (visrc.data.boxes)."""
     iw = min(a[2], b[2]) - max(a[0], b[0])
     ih = min(a[3], b[3]) - max(a[1], b[1])
     if iw <= 0 or ih <= 0:

@@ -58,7 +58,7 @@ def _build(model_name: str, scale, dets: int = 100):
     from mmengine.config import Config
     from mmdet.registry import MODELS
 
-    from visrc.models.predictor import load_config
+    from visrc.models.config import load_config
 
     ours = load_config('toy_baseline')          # registers everything; its pipelines are reused
     train_pipe, test_pipe = copy.deepcopy(ours.train_pipeline), copy.deepcopy(ours.test_pipeline)
@@ -91,7 +91,7 @@ def _worker(model_name: str, size: str, mode: str, n: int, dets: int) -> dict:
     from mmdet.registry import DATASETS
     from mmengine.dataset import Compose, pseudo_collate
 
-    from visrc.paths import toy_root
+    from visrc.data.toy import toy_root
 
     torch.manual_seed(0)
     scale = SCALES[size]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_model import TINY   # noqa: I001  (tests/ is on sys.path under pytest)
+from helpers import tiny_cfg
 
 BASE_LOSSES = ('loss_rpn_cls', 'loss_cls', 'loss_bbox', 'loss_mask', 'loss_track', 'loss_track_aux')
 ROWS = {   # config -> losses it adds to the baseline's
@@ -19,24 +19,6 @@ ROWS = {   # config -> losses it adds to the baseline's
     'toy_tcis_multitask_msd': ('loss_mask_tcis', 'loss_semseg', 'loss_multilabel', 'loss_mask_iou'),
 }
 C = 6   # toy target classes
-
-
-def _datasets(cfg):
-    ds = cfg.train_dataloader.dataset
-    return ds.get('datasets') or [ds]
-
-
-def _tiny(name, data_root):
-    """``test_model._tiny_cfg`` for single and ConcatDataset train sets: every Resize -> TINY."""
-    from visrc.models.train_cli import prepare_config
-
-    cfg = prepare_config(name, data_root=data_root)
-    for pipe in [d.pipeline for d in _datasets(cfg)] + [cfg.test_pipeline]:
-        for t in pipe:
-            for tt in t.get('transforms', []):
-                if tt['type'] == 'Resize':
-                    tt['scale'] = TINY
-    return cfg
 
 
 def _build_data(cfg):
@@ -70,7 +52,7 @@ def _assert_same_predictions(a, b):
 def test_row_trains_and_tcis_adds_nothing_at_inference(name, toy_small):
     from mmdet.registry import MODELS
 
-    cfg = _tiny(name, toy_small)
+    cfg = tiny_cfg(name, toy_small)
     cfg.model.detector.test_cfg.rcnn.score_thr = 0.0   # nearly untrained: keep whatever it finds
     cfg.model.embed_score_thr = 0.0
     torch.manual_seed(0)
@@ -113,8 +95,8 @@ def test_row_trains_and_tcis_adds_nothing_at_inference(name, toy_small):
 
 
 def test_rows_share_the_baseline_schedule_and_differ_where_the_paper_says(toy_small):
-    base = _tiny('toy_baseline', toy_small)
-    cfgs = {n: _tiny(n, toy_small) for n in ROWS}
+    base = tiny_cfg('toy_baseline', toy_small)
+    cfgs = {n: tiny_cfg(n, toy_small) for n in ROWS}
     for name, cfg in cfgs.items():
         for key in ('train_cfg', 'param_scheduler', 'optim_wrapper', 'randomness'):
             assert cfg[key] == base[key], (name, key)
@@ -143,7 +125,7 @@ def test_msd_config_mixes_sources_and_weak_masks_give_no_mask_loss(toy_small):
     from mmengine.dataset import pseudo_collate
     from mmengine.runner import Runner
 
-    cfg = _tiny('toy_tcis_multitask_msd', toy_small)
+    cfg = tiny_cfg('toy_tcis_multitask_msd', toy_small)
     # the runner's dataloader: sources drawn in the configured ratio, batches of mixed sources
     loader = Runner.build_dataloader(copy.deepcopy(cfg.train_dataloader), seed=0)
     ds = loader.dataset

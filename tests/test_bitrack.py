@@ -4,11 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from test_tracking import make_video
+from helpers import make_video
+from visrc.evaluation.export import results_for_split, tracks_to_results
 from visrc.tracking import (BiTrackConfig, FramePredictions, TrackerConfig, VideoPredictions, bitrack,
-                            build_bitrack_config, greedy_pairs, merge_tracklets, pair_mean_iou, results_for_split,
-                            track_split, synthetic_video, track_forward, tracklets_from_ids, tracks_from_tracklets,
-                            tracks_to_results)
+                            build_bitrack_config, greedy_pairs, merge_tracklets, pair_mean_iou, synthetic_video,
+                            track_forward, track_split, tracklets_from_ids, tracks_from_tracklets)
 
 
 def _frames(track):
@@ -219,7 +219,7 @@ def test_results_format():
         tracks_to_results(1, bitrack(boxes_only).tracks, [1])
 
 
-def test_run_tracking_and_split_results():
+def test_track_split_and_split_results():
     videos = [synthetic_video(video_id=i, num_frames=4, num_objects=3, dim=8, height=40, width=60, seed=i, with_masks=True,
                               num_classes=2) for i in range(3)]
     for mode in ("bitrack", "forward"):
@@ -296,10 +296,9 @@ def test_explorer_builds_headless_and_callbacks_update():
 
 def test_oracle_predictions_on_toy(toy_small, tmp_path):
     """GT-derived detections -> saved file -> tracking -> results -> the evaluator."""
+    from visrc.data.predictions import load_predictions, predictions_from_gt, save_predictions
     from visrc.data.ytvis import load_ytvis
     from visrc.evaluation.ytvis_eval import evaluate_ytvis
-    from visrc.tracking import load_predictions, save_predictions
-    from visrc.data.predictions import predictions_from_gt
 
     gt = load_ytvis(toy_small / "valid" / "instances.json")
     cats = [c["id"] for c in gt["categories"]]

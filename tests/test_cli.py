@@ -1,17 +1,37 @@
+"""The ``visrc`` command line: help, an unknown subcommand, make-toy + validate, the console entry point."""
 import json
 import subprocess
 import sys
 
-from visrc.cli import main
+import pytest
+
+from visrc.cli import SUBCOMMANDS, main
 
 
 def test_help_and_unknown(capsys):
     assert main([]) == 0
-    assert "make-toy" in capsys.readouterr().out
-    try:
+    out = capsys.readouterr().out
+    assert all(name in out for name in SUBCOMMANDS)
+    assert main(["--help"]) == 0
+    with pytest.raises(SystemExit) as exc:
         main(["no-such-command"])
-    except SystemExit as e:
-        assert e.code == 2
+    assert exc.value.code == 2
+    assert "invalid choice: 'no-such-command'" in capsys.readouterr().err
+
+
+def test_every_subcommand_module_imports_and_has_the_interface():
+    import importlib
+
+    for name, (module, _) in SUBCOMMANDS.items():
+        mod = importlib.import_module(module)
+        assert callable(mod.add_arguments) and callable(mod.run), name
+
+
+def test_subcommand_help_exits_zero(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["validate", "--help"])
+    assert exc.value.code == 0
+    assert "usage: visrc validate" in capsys.readouterr().out
 
 
 def test_make_toy_and_validate(tmp_path, capsys):

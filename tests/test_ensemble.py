@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 import visrc.ensemble.gae as gae
+from visrc.data.boxes import paired_box_iou
+from visrc.data.embeddings import unit_rows
 from visrc.data.masks import decode_rle, encode_mask, encode_masks
 from visrc.ensemble import (ensemble_frame, ensemble_videos, greedy_clusters, greedy_select, merge_scales,
-                            merge_scales_frame, refine_with_models, rescale_boxes, rescale_frame, rescale_video,
-                            scaled_sizes)
+                            refine_with_models)
 from visrc.tracking import FramePredictions, VideoPredictions, synthetic_video
 
 
@@ -99,7 +100,7 @@ def _reference_clusters(boxes, scores, groups, thr):
         for s in seeds:
             if groups[s] != groups[i]:
                 continue
-            iou = gae._pair_iou(np.asarray([boxes[s]], float), np.asarray([boxes[i]], float))[0]
+            iou = paired_box_iou(np.asarray([boxes[s]], float), np.asarray([boxes[i]], float))[0]
             if iou > best_iou:
                 best, best_iou = s, iou
         if best is None:
@@ -211,7 +212,7 @@ def test_concat_embeddings_give_the_mean_of_the_models_cosines():
     e0, e1 = rng.normal(size=(2, 3)), rng.normal(size=(2, 7))  # two models, different D
     fns = [lambda b, e=e: (np.zeros((2, 4, 4)), e) for e in (e0, e1)]
     _, emb = refine_with_models(np.zeros((2, 4)), fns, embed_mode="concat")
-    cos = lambda e: float(gae._unit(e[0]) @ gae._unit(e[1]))
+    cos = lambda e: float(unit_rows(e[0]) @ unit_rows(e[1]))
     assert emb.shape == (2, 10)
     assert float(emb[0] @ emb[1]) == pytest.approx((cos(e0) + cos(e1)) / 2, rel=1e-5)
 
@@ -246,8 +247,8 @@ def test_ensemble_videos_boxes_only_path_matches_frame_by_frame():
             np.testing.assert_array_equal(f.labels, res.labels)
             for k in range(len(f)):
                 mem = res.members[res.members[:, 0] == k]
-                embs = np.stack([gae._unit(per[m].embeddings[d]) for _, m, d in mem])
-                np.testing.assert_allclose(f.embeddings[k], gae._unit(embs.mean(0)), rtol=1e-5)
+                embs = np.stack([unit_rows(per[m].embeddings[d]) for _, m, d in mem])
+                np.testing.assert_allclose(f.embeddings[k], unit_rows(embs.mean(0)), rtol=1e-5)
                 assert f.masks[k] == per[mem[0, 1]].masks[mem[0, 2]]  # the seed's mask
     voted = ensemble_videos(models, mask_mode="vote", embed_mode="seed")
     assert voted[0].frames[0].masks is not None and voted[0].frames[0].embeddings.shape[1] == 8
@@ -297,31 +298,22 @@ def test_greedy_select_adds_models_while_the_score_improves():
     chosen, hist = greedy_select(["a", "b", "c"], lambda ms: value[tuple(sorted(ms))])
     assert chosen == ["b", "a"] and hist == pytest.approx([0.35, 0.40])
     assert greedy_select(["a", "b", "c"], lambda ms: value[tuple(sorted(ms))], max_models=1)[0] == ["b"]
+    assert greedy_select(["a", "b", "c"], lambda ms: value[tuple(sorted(ms))], min_gain=0.1) == (["b"], [0.35])
+    with pytest.raises(ValueError, match="max_models"):
+        greedy_select(["a"], lambda ms: 1.0, max_models=0)
+    with pytest.raises(ValueError, match="NaN"):
+        greedy_select(["a", "b"], lambda ms: float("nan") if "b" in ms else 1.0)
 
 
 # -------------------------------------------------------------------------------- multi-scale
 
-def test_rescale_round_trip_and_sizes():
-    assert scaled_sizes(360, 640, (0.5, 1.0, 1.5)) == [(180, 320), (360, 640), (540, 960)]
-    boxes = np.array([[10, 20, 100, 200]], np.float32)
-    back = rescale_boxes(rescale_boxes(boxes, (360, 640), (540, 960)), (540, 960), (360, 640))
-    np.testing.assert_allclose(back, boxes, rtol=1e-6)
-    f = frame([[2, 4, 10, 12]], [0.8], masks_hw=(16, 20))
-    up = rescale_frame(f, (16, 20), (32, 40))
-    assert up.masks[0]["size"] == [32, 40] and decode_rle(up.masks[0]).sum() == 4 * decode_rle(f.masks[0]).sum()
-    down = rescale_frame(up, (32, 40), (16, 20))
-    np.testing.assert_array_equal(decode_rle(down.masks[0]), decode_rle(f.masks[0]))
-    np.testing.assert_allclose(down.boxes, f.boxes, rtol=1e-6)
-    v = rescale_video(VideoPredictions(1, 16, 20, [f]), (8, 10))
-    assert (v.height, v.width) == (8, 10) and v.frames[0].boxes.tolist() == [[1, 2, 5, 6]]
-
-
 def test_merge_scales_is_gae_over_scales():
-    small = rescale_frame(frame([[10, 10, 30, 30]], [0.6]), (100, 100), (50, 50))  # predicted at half size
+    half = frame([[10, 10, 30, 30]], [0.6])  # predicted at half size, returned in original pixels
     full = frame([[11, 10, 31, 30]], [0.8])
-    merged = merge_scales_frame([rescale_frame(small, (50, 50), (100, 100)), full], 100, 100)
+    merged = merge_scales([[VideoPredictions(1, 100, 100, [half])], [VideoPredictions(1, 100, 100, [full])]])
+    merged = merged[0].frames[0]
     assert len(merged) == 1 and merged.scores[0] == pytest.approx(0.8)
     want = [(0.6 * 10 + 0.8 * 11) / 1.4, 10, (0.6 * 30 + 0.8 * 31) / 1.4, 30]
     np.testing.assert_allclose(merged.boxes[0], want, rtol=1e-5)
-    with pytest.raises(ValueError, match="rescale_video first"):
-        merge_scales([[VideoPredictions(1, 50, 50, [small])], [VideoPredictions(1, 100, 100, [full])]])
+    with pytest.raises(ValueError, match="original image size"):
+        merge_scales([[VideoPredictions(1, 50, 50, [half])], [VideoPredictions(1, 100, 100, [full])]])

@@ -29,7 +29,7 @@ def tiny_root(toy_small, tmp_path_factory):
 def _checkpoint(tmp_path_factory, config: str, seed: int):
     from mmdet.registry import MODELS
 
-    from visrc.models.predictor import load_config
+    from visrc.models.config import load_config
 
     torch.manual_seed(seed)
     model = MODELS.build(load_config(config).model)
@@ -131,8 +131,8 @@ def ensemble(ckpts, tiny_root, tmp_path_factory):
 
 
 def test_ensemble_models_refines_tracks_evaluates_and_caches(ensemble, ckpts, tiny_root, monkeypatch):
-    from visrc.ensemble import experiment
-    from visrc.tracking import load_predictions
+    from visrc.data.predictions import load_predictions
+    from visrc.experiments import table2
 
     assert len(ensemble.videos) == 2 and set(ensemble.metrics) >= {"AP", "AP50", "AR10"}
     for v in ensemble.videos:
@@ -143,10 +143,10 @@ def test_ensemble_models_refines_tracks_evaluates_and_caches(ensemble, ckpts, ti
     ms = load_predictions(ckpts[0].parent / "predict_forward_scale0p75" / "results.predictions.npz")
     assert ms[0].height == 72                                                           # original pixels
     # cached: nothing is predicted again
-    monkeypatch.setattr("visrc.models.predictor.run_inference", lambda *a, **k: pytest.fail("re-predicted"))
+    monkeypatch.setattr("visrc.pipeline.run_inference", lambda *a, **k: pytest.fail("re-predicted"))
     monkeypatch.setattr("visrc.models.predictor.VideoPredictor.from_files", lambda *a, **k: pytest.fail("rebuilt"))
-    again = experiment.ensemble_models([("toy_baseline", ckpts[0]), ("toy_baseline", ckpts[1])], tiny_root,
-                                       scales=(1.0, 0.75), refine=True)
+    again = table2.ensemble_models([("toy_baseline", ckpts[0]), ("toy_baseline", ckpts[1])], tiny_root,
+                                   scales=(1.0, 0.75), refine=True)
     assert again.metrics == ensemble.metrics and again.out_dir == ensemble.out_dir
     assert [len(f) for f in again.videos[0].frames] == [len(f) for f in ensemble.videos[0].frames]
 
@@ -154,7 +154,7 @@ def test_ensemble_models_refines_tracks_evaluates_and_caches(ensemble, ckpts, ti
 def test_pseudo_label_dataset_writes_a_merged_file_the_dataset_loads(ensemble, tiny_root):
     from visrc.data.video_dataset import YTVISRawDataset
     from visrc.data.ytvis import load_ytvis
-    from visrc.ensemble import pseudo_label_dataset
+    from visrc.experiments.table2 import pseudo_label_dataset
 
     merged, stats = pseudo_label_dataset(ensemble, _low_thresholds())
     assert merged.is_file() and stats["tracks_kept"] > 0 and stats["boxes_kept"] > 0
@@ -178,7 +178,7 @@ def test_pseudo_label_options_skip_the_mask_loss_of_pseudo_boxes(ensemble, ckpts
     from mmdet.registry import DATASETS, MODELS
     from mmengine.dataset import pseudo_collate
 
-    from visrc.ensemble import pseudo_label_dataset, pseudo_label_options
+    from visrc.experiments.table2 import pseudo_label_dataset, pseudo_label_options
     from visrc.models.train_cli import prepare_config
 
     merged, _ = pseudo_label_dataset(ensemble, _low_thresholds())
@@ -201,7 +201,7 @@ def test_pseudo_label_options_skip_the_mask_loss_of_pseudo_boxes(ensemble, ckpts
 
 
 def test_pseudo_box_precision_counts_one_to_one_matches():
-    from visrc.ensemble import pseudo_box_precision
+    from visrc.experiments.table2 import pseudo_box_precision
 
     gt = {"annotations": [{"video_id": 1, "category_id": 1, "bboxes": [[0, 0, 10, 10], None]},
                           {"video_id": 1, "category_id": 2, "bboxes": [[20, 20, 10, 10], [0, 0, 5, 5]]}]}
@@ -218,7 +218,7 @@ def test_pseudo_box_precision_counts_one_to_one_matches():
 def test_toy_swin_is_the_baseline_with_a_swin_backbone_of_the_same_channels():
     from mmdet.registry import MODELS
 
-    from visrc.models.predictor import load_config
+    from visrc.models.config import load_config
 
     base, swin = load_config("toy_baseline"), load_config("toy_swin")
     bb = swin.model.detector.backbone
@@ -237,8 +237,8 @@ def test_toy_swin_is_the_baseline_with_a_swin_backbone_of_the_same_channels():
 
 
 def test_control_fine_tune_keeps_the_train_set_and_differs_only_in_weights_and_lr(ensemble, ckpts, tiny_root):
-    from visrc.ensemble import pseudo_label_dataset, retrain_jobs
     from visrc.experiments.runs import run_dir
+    from visrc.experiments.table2 import pseudo_label_dataset, retrain_jobs
     from visrc.models.train_cli import prepare_config
 
     merged, _ = pseudo_label_dataset(ensemble, _low_thresholds())

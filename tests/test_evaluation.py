@@ -176,6 +176,47 @@ def random_case(seed: int, n_videos=None, n_cats=None, preds_per_video=None, p_c
     return {"videos": videos, "annotations": anns, "categories": categories}, results
 
 
+def crowded_case(seed: int, n_videos=3, length=8, n_gt=5, n_pred=24, h=20, w=24):
+    """An OVIS-like crowd at tiny size: one class, every track inside the same region, so most
+    same-frame (prediction, GT) mask pairs overlap; irregular masks (runs that start at pixel 0,
+    full and empty masks) next to blobs."""
+    rng = np.random.default_rng(seed)
+    videos, anns, results = [], [], []
+    for v in range(n_videos):
+        vid = v + 1
+        videos.append({"id": vid, "length": length, "height": h, "width": w,
+                       "file_names": [f"{vid}/{t}.jpg" for t in range(length)]})
+
+        def blob(cy, cx, r):
+            yy, xx = np.mgrid[:h, :w]
+            m = ((yy - cy) / r[0]) ** 2 + ((xx - cx) / r[1]) ** 2 <= 1
+            kind = rng.random()
+            if kind < 0.06:
+                m &= rng.random((h, w)) < 0.8
+            elif kind < 0.08:
+                m[:] = kind < 0.07      # full or empty
+            return _rle_dense(m)
+
+        gts = []
+        for _ in range(n_gt):
+            c = rng.uniform([h * 0.3, w * 0.3], [h * 0.7, w * 0.7])
+            r = rng.uniform(2, 8, 2)
+            present = rng.random(length) > 0.1
+            segs = [blob(*(c + rng.normal(0, 0.5, 2)), r) if present[t] else None for t in range(length)]
+            anns.append({"id": len(anns) + 1, "video_id": vid, "category_id": 7, "iscrowd": 0,
+                         "segmentations": segs,
+                         "areas": [int(mask_utils.area(s)) if s else None for s in segs],
+                         "bboxes": [mask_utils.toBbox(s).tolist() if s else None for s in segs]})
+            gts.append((c, r))
+        for _ in range(n_pred):
+            c, r = gts[int(rng.integers(0, n_gt))]
+            c, r = c + rng.normal(0, 0.7, 2), r * np.exp(rng.normal(0, 0.15, 2))
+            segs = [blob(*(c + rng.normal(0, 0.5, 2)), r) if rng.random() > 0.1 else None for _ in range(length)]
+            results.append({"video_id": vid, "category_id": 7, "score": float(np.round(rng.random(), 2)),
+                            "segmentations": segs})
+    return {"videos": videos, "annotations": anns, "categories": [{"id": 7, "name": "crowd"}]}, results
+
+
 # ----------------------------------------------------------------------------- tests
 
 @pytest.mark.parametrize("seed", range(60))
@@ -189,6 +230,48 @@ def test_more_than_100_predictions_per_video(oracle, seed):
     gt, results = random_case(1000 + seed, n_videos=2, n_cats=2, preds_per_video=130)
     assert max(sum(r["video_id"] == v["id"] for r in results) for v in gt["videos"]) > 100
     _assert_same(evaluate_ytvis(gt, results), oracle(gt, results))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_crowded_one_class_matches_oracle(oracle, seed):
+    gt, results = crowded_case(3000 + seed)
+    _assert_same(evaluate_ytvis(gt, results), oracle(gt, results))
+
+
+def test_rle_runs_areas_and_intersections_match_pycocotools():
+    """Areas and intersections on the runs equal pycocotools' area and merge(intersect=True)."""
+    from visrc.evaluation import rle_runs
+
+    rng = np.random.default_rng(0)
+    masks = []
+    for h, w in ((1, 1), (3, 5), (7, 4), (16, 16)):
+        for kind in range(8):
+            m = np.zeros((h, w), bool)
+            if kind == 1:
+                m[:] = True
+            elif kind == 2:
+                m[0, 0] = True                                   # runs start at pixel 0
+            elif kind == 3:
+                m[-1, -1] = True                                 # a foreground run ends the mask
+            elif kind >= 4:
+                m = rng.random((h, w)) < (0.2 * kind - 0.6)
+            masks.append(m)
+    rles = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8))) for m in masks]
+    counts = [r["counts"] if i % 2 else r["counts"].decode("ascii") for i, r in enumerate(rles)]   # bytes and str
+    np.testing.assert_array_equal(rle_runs.areas(counts), [mask_utils.area(r) for r in rles])
+    pos, start, n_runs, area = rle_runs.decode(counts)
+    np.testing.assert_array_equal(area, [m.sum() for m in masks])
+    n = len(masks)
+    inter = np.zeros(n * n, np.int64)
+    same = np.array([[masks[a].shape == masks[b].shape for b in range(n)] for a in range(n)])
+    lo, hi = np.argmax(same, axis=1), n - np.argmax(same[:, ::-1], axis=1)   # same-size masks are contiguous
+    rle_runs.pair_intersections((pos, start, n_runs), (pos, start, n_runs), lo, hi,
+                                np.arange(n) * n, np.arange(n), inter)
+    want = np.array([[mask_utils.area(mask_utils.merge([rles[a], rles[b]], True)) if same[a, b] else 0
+                      for b in range(n)] for a in range(n)])
+    np.testing.assert_array_equal(inter.reshape(n, n), want)
+    with pytest.raises(TypeError):
+        rle_runs.decode([[1, 2, 3]])
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -353,13 +436,14 @@ def test_gt_without_areas_field_uses_mask_areas(oracle):
     _assert_same(evaluate_ytvis(gt, results), oracle(with_mask_areas, results))
 
 
-def test_ious_split_by_frames_when_huge(oracle, monkeypatch):
-    """A video whose (prediction masks x GT masks) exceeds the one-call budget is split by frames."""
+@pytest.mark.parametrize("chunk_chars", [1, 200])
+def test_masks_decoded_in_small_chunks(oracle, monkeypatch, chunk_chars):
+    """Masks decoded a (group, frame) slot at a time, or a few slots at a time, give the same IoUs."""
     import visrc.evaluation.ytvis_eval as ye
 
     gt, results = random_case(20, n_videos=3, preds_per_video=25)
     ref = oracle(gt, results)
-    monkeypatch.setattr(ye, "_MAX_PAIRS", 4)
+    monkeypatch.setattr(ye, "_CHUNK_CHARS", chunk_chars)
     _assert_same(evaluate_ytvis(gt, results), ref)
 
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from visrc import io as vio
+from visrc import fileio as vio
 
 
 class Boom(RuntimeError):

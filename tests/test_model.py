@@ -9,34 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-TINY = (96, 64)   # (w, h) network input for tests
-
-
-def _tiny_cfg(config, data_root=None, scale=TINY):
-    from visrc.models.train_cli import prepare_config
-
-    cfg = prepare_config(config, data_root=data_root)
-    for pipe in (cfg.train_dataloader.dataset.pipeline, cfg.test_pipeline):
-        for t in pipe:
-            for tt in t.get('transforms', []):
-                if tt['type'] == 'Resize':
-                    tt['scale'] = scale
-    return cfg
-
-
-def _batch(cfg, n=2):
-    from mmdet.registry import DATASETS
-    from mmengine.dataset import pseudo_collate
-
-    ds = DATASETS.build(cfg.train_dataloader.dataset)
-    return ds, pseudo_collate([ds[(i, 1)] for i in range(n)])
+from helpers import tiny_cfg, video_batch
 
 
 def test_toy_model_is_the_paper_architecture(toy_small):
     from mmdet.registry import MODELS
     from visrc.models import VISQDTrack, VISRoIHead
 
-    cfg = _tiny_cfg('toy_baseline', toy_small)
+    cfg = tiny_cfg('toy_baseline', toy_small)
     model = MODELS.build(cfg.model)
     assert isinstance(model, VISQDTrack) and isinstance(model.detector.roi_head, VISRoIHead)
     det = model.detector
@@ -56,9 +36,9 @@ def test_trains_on_key_reference_pairs(toy_small):
     from mmdet.registry import MODELS
 
     torch.manual_seed(0)
-    cfg = _tiny_cfg('toy_baseline', toy_small)
+    cfg = tiny_cfg('toy_baseline', toy_small)
     model = MODELS.build(cfg.model).train()
-    _, batch = _batch(cfg)
+    _, batch = video_batch(cfg)
     data = model.data_preprocessor(batch, True)
     assert data['inputs'].shape[:3] == (2, 2, 3)              # N pairs of (key, ref)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -101,10 +81,10 @@ def test_aux_heads_are_training_only(toy_small):
             calls.append((len(backbone_feats), len(neck_feats), len(data_samples)))
             return dict(loss_aux=self.w.sum() * 0.0)
 
-    cfg = _tiny_cfg('toy_baseline', toy_small)
+    cfg = tiny_cfg('toy_baseline', toy_small)
     cfg.model.aux_heads = dict(counter=dict(type='_CountingAuxHead'))
     model = MODELS.build(cfg.model)
-    _, batch = _batch(cfg)
+    _, batch = video_batch(cfg)
     losses = model.loss(**model.data_preprocessor(batch, True))
     assert 'loss_aux' in losses and calls == [(4, 6, 2)]
     model.eval()
@@ -114,11 +94,12 @@ def test_aux_heads_are_training_only(toy_small):
 
 
 def test_predict_frame_outputs_embeddings_and_full_size_masks(toy_small, tmp_path):
-    from visrc.models.predictor import VideoPredictor, build_model
+    from visrc.data.predictions import load_predictions, save_predictions
     from visrc.data.ytvis import load_ytvis
-    from visrc.tracking import load_predictions, save_predictions
+    from visrc.models.config import build_model
+    from visrc.models.predictor import VideoPredictor
 
-    cfg = _tiny_cfg('toy_baseline', toy_small)
+    cfg = tiny_cfg('toy_baseline', toy_small)
     cfg.model.detector.test_cfg.rcnn.score_thr = 0.0     # untrained: keep whatever it finds
     cfg.model.embed_score_thr = 0.0
     torch.manual_seed(0)
@@ -146,12 +127,18 @@ def test_predict_frame_outputs_embeddings_and_full_size_masks(toy_small, tmp_pat
 
 
 def test_run_inference_writes_results_and_evaluates(toy_small, tmp_path):
+    """The pipeline's summary agrees with its files: the metrics are evaluate_ytvis of the written
+    results.json, and re-tracking the saved per-frame predictions gives the same results."""
     from mmdet.registry import MODELS
-    from visrc.evaluation.ytvis_eval import evaluate_ytvis  # noqa: F401  (the evaluator exists)
+    from visrc.data.predictions import load_predictions
+    from visrc.data.ytvis import load_ytvis
+    from visrc.evaluation.export import load_results
+    from visrc.evaluation.ytvis_eval import evaluate_ytvis
     from visrc.fileio import read_json
-    from visrc.models.predictor import run_inference
+    from visrc.models.config import config_classes
+    from visrc.pipeline import config_tracking, run_inference, track_and_evaluate
 
-    cfg = _tiny_cfg('toy_baseline', toy_small)
+    cfg = tiny_cfg('toy_baseline', toy_small)
     cfg.model.detector.test_cfg.rcnn.score_thr = 0.0
     cfg.tracking = dict(tracker=dict(init_score_thr=0.0, obj_score_thr=0.0))
     torch.manual_seed(0)
@@ -161,20 +148,36 @@ def test_run_inference_writes_results_and_evaluates(toy_small, tmp_path):
                             max_videos=2, log=None)
     results = read_json(tmp_path / 'results.json')
     assert summary['videos'] == 2 and summary['tracks'] == len(results) > 0
-    cat_ids = {c['id'] for c in read_json(toy_small / 'valid' / 'instances.json')['categories']}
-    lengths = {v['id']: v['length'] for v in read_json(toy_small / 'valid' / 'instances.json')['videos']}
+    assert summary['results'] == str(tmp_path / 'results.json') and summary['mode'] == 'forward'
+    gt = load_ytvis(toy_small / 'valid' / 'instances.json')
+    cat_ids = {c['id'] for c in gt['categories']}
+    lengths = {v['id']: v['length'] for v in gt['videos']}
+    kept = {v['id'] for v in gt['videos'][:2]}
+    assert {r['video_id'] for r in results} <= kept
+    assert summary['frames'] == sum(lengths[v] for v in kept)
     for r in results:
         assert r['category_id'] in cat_ids and 0 <= r['score'] <= 1
         assert len(r['segmentations']) == lengths[r['video_id']]
-    assert 0.0 <= summary['metrics']['AP'] <= 1.0
-    assert (tmp_path / 'results.predictions.npz').is_file()
+    # the metrics are the evaluator's on the file written, against the same 2 videos
+    gt2 = dict(gt, videos=[v for v in gt['videos'] if v['id'] in kept],
+               annotations=[a for a in gt['annotations'] if a['video_id'] in kept])
+    expected = evaluate_ytvis(gt2, load_results(tmp_path / 'results.json', gt2)).as_dict()
+    assert summary['metrics'] == pytest.approx(expected['metrics'])
+    assert summary['per_category'] == expected['per_category']
+    # the saved per-frame predictions are what was tracked: re-tracking them gives the same results
+    videos = load_predictions(summary['predictions'])
+    assert [v.video_id for v in videos] == [v['id'] for v in gt2['videos']]
+    tracking, mode = config_tracking(cfg)
+    again, ev = track_and_evaluate(videos, gt2, config_classes(cfg), tracking, mode)
+    assert len(again) == len(results) and ev['metrics'] == pytest.approx(summary['metrics'])
+    assert [(r['video_id'], r['category_id']) for r in again] == [(r['video_id'], r['category_id']) for r in results]
 
 
 @pytest.mark.parametrize('name', ['paper_s50', 'paper_s101', 'paper_swin_s'])
 def test_paper_configs_build_and_run_one_forward_pass(name, toy_small):
     """The GPU configs are not trained here; they must build and run on a tiny input."""
     from mmdet.registry import MODELS
-    from visrc.models.predictor import load_config, resolve_config_path
+    from visrc.models.config import load_config, resolve_config_path
 
     cfg = load_config(resolve_config_path(name))
     assert cfg.train_cfg.max_epochs == 12
@@ -188,8 +191,8 @@ def test_paper_configs_build_and_run_one_forward_pass(name, toy_small):
     cfg.model.detector.test_cfg.rpn.max_per_img = 50
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
-    scaled = _tiny_cfg(name, toy_small)   # paper pipeline on the toy data (its classes are YTVIS-2021 ones)
-    _, batch = _batch(scaled, n=1)
+    scaled = tiny_cfg(name, toy_small)   # paper pipeline on the toy data (its classes are YTVIS-2021 ones)
+    _, batch = video_batch(scaled, n=1)
     model.train()
     losses = model.loss(**model.data_preprocessor(batch, True))
     loss, _ = model.parse_losses(losses)
@@ -220,7 +223,7 @@ def test_demo_draws_tracks_into_a_gif(toy_small, tmp_path):
     from visrc.demo_cli import list_frames, render_demo
     from visrc.viz.draw import draw_frame, track_color
 
-    cfg = _tiny_cfg('toy_baseline', toy_small)
+    cfg = tiny_cfg('toy_baseline', toy_small)
     cfg.model.detector.test_cfg.rcnn.score_thr = 0.0
     cfg.tracking = dict(tracker=dict(init_score_thr=0.0, obj_score_thr=0.0))
     torch.manual_seed(0)
@@ -240,3 +243,32 @@ def test_demo_draws_tracks_into_a_gif(toy_small, tmp_path):
     assert drawn.shape == img.shape
     assert tuple(drawn[25, 50]) == track_color(3)                # the box's right edge
     assert drawn[15, 20].sum() > 0 and drawn[30, 20].sum() == 0  # inside the mask / outside it
+
+
+def test_a_config_file_alone_registers_visrc_modules():
+    """``custom_imports=['visrc.registry']``: a fresh process that only reads a config file with
+    mmengine (as ``tools/train.py`` would) finds visrc's datasets, samplers, transforms and heads."""
+    import subprocess
+    import sys
+
+    from visrc.models.config import resolve_config_path
+
+    code = f'''
+import sys
+from mmengine.config import Config
+from mmdet.registry import DATA_SAMPLERS, DATASETS, MODELS, TRANSFORMS
+from mmdet.utils import register_all_modules
+register_all_modules()
+assert not [m for m in sys.modules if m.startswith("visrc")]
+cfg = Config.fromfile({resolve_config_path('toy_tcis_multitask_msd')!r})
+assert "visrc.registry" in sys.modules
+for registry, name in ((MODELS, "VISQDTrack"), (MODELS, "SemSegHead"), (MODELS, "AuxClassBBoxHead"),
+                       (DATASETS, "YTVISRawDataset"), (DATASETS, "MSDImageDataset"),
+                       (DATA_SAMPLERS, "MixedSourceSampler"), (DATA_SAMPLERS, "FixedLengthTrackImgSampler"),
+                       (TRANSFORMS, "PseudoRefFrame")):
+    assert registry.get(name) is not None, name
+print(type(MODELS.build(cfg.model)).__name__)
+'''
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip().splitlines()[-1] == 'VISQDTrack'

@@ -61,35 +61,6 @@ def loop_reference(data: dict, bridge_gaps: bool = True) -> list[tuple[int, floa
     return out
 
 
-# --- box IoU -------------------------------------------------------------------------------------
-
-def test_box_iou_known_values():
-    a = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]])
-    b = np.array([[0, 0, 10, 10],     # identical -> 1
-                  [20, 20, 5, 5],     # disjoint -> 0
-                  [5, 0, 10, 10],     # half shifted: inter 50, union 150 -> 1/3
-                  [0, 0, 5, 10],      # contained half: inter 50, union 100 -> 1/2
-                  [10, 0, 10, 10]])   # touching edge -> 0
-    np.testing.assert_allclose(ov.box_iou_xywh(a, b), [1.0, 0.0, 1 / 3, 0.5, 0.0])
-    # symmetric
-    np.testing.assert_allclose(ov.box_iou_xywh(b, a), ov.box_iou_xywh(a, b))
-
-
-def test_box_iou_zero_area_is_zero_not_nan():
-    iou = ov.box_iou_xywh([[3, 3, 0, 0], [3, 3, 0, 5]], [[3, 3, 0, 0], [3, 3, 0, 5]])
-    assert iou.tolist() == [0.0, 0.0]
-
-
-def test_box_iou_matches_pycocotools():
-    from pycocotools import mask as mask_utils
-
-    rng = np.random.default_rng(0)
-    a = np.c_[rng.uniform(0, 50, (200, 2)), rng.uniform(0.5, 30, (200, 2))]
-    b = np.c_[rng.uniform(0, 50, (200, 2)), rng.uniform(0.5, 30, (200, 2))]
-    ref = np.array([mask_utils.iou(a[i:i + 1], b[i:i + 1], [0])[0, 0] for i in range(len(a))])
-    np.testing.assert_allclose(ov.box_iou_xywh(a, b), ref, rtol=1e-12, atol=1e-12)
-
-
 # --- per object ----------------------------------------------------------------------------------
 
 def test_hand_made_objects():

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -68,16 +70,21 @@ def test_fixed_length_sampler_repeats_a_subsampled_split_evenly(toy_small, tmp_p
         FixedLengthTrackImgSampler(ds, length=0)
 
 
-def test_frame_sampling_schedules_set_the_epoch_length(toy_small, tmp_path, monkeypatch):
-    from visrc.experiments.runs import frame_sampling_options
+def test_frame_sampling_schedules_set_the_epoch_length(toy_small, tmp_path):
+    from visrc.data.sampling import frame_sampling_options
+    from visrc.models.config import load_config
 
-    monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path))
+    cfg = load_config("toy_baseline")
     total = sum(v["length"] for v in load_ytvis(toy_small / "train" / "instances.json")["videos"])
-    epochs = frame_sampling_options("toy_baseline", toy_small, 2, "equal_epochs")
-    iters = frame_sampling_options("toy_baseline", toy_small, 2, "equal_iterations")
+    epochs = frame_sampling_options(cfg, toy_small, 2, "equal_epochs", out_dir=tmp_path)
+    iters = frame_sampling_options(cfg, toy_small, 2, "equal_iterations", out_dir=tmp_path)
     assert "train_dataloader.sampler" not in epochs
     assert iters["train_dataloader.sampler"] == dict(type="FixedLengthTrackImgSampler", length=total)
-    assert iters["train_dataloader.dataset.ann_file"] == epochs["train_dataloader.dataset.ann_file"]
-    assert frame_sampling_options("toy_baseline", toy_small, None, "equal_iterations") is None
+    ann = iters["train_dataloader.dataset.ann_file"]
+    assert ann == epochs["train_dataloader.dataset.ann_file"] and Path(ann).parent == tmp_path
+    sampled = load_ytvis(ann)
+    assert all(len(v["file_names"]) == min(2, v["length"]) for v in sampled["videos"])
+    assert [t["type"] for t in iters["train_dataloader.dataset.pipeline"]][-2] == "PseudoRefFrame"   # before packing
+    assert frame_sampling_options(cfg, toy_small, None, "equal_iterations") is None
     with pytest.raises(ValueError, match="schedule must be one of"):
-        frame_sampling_options("toy_baseline", toy_small, 2, "equal_time")
+        frame_sampling_options(cfg, toy_small, 2, "equal_time")

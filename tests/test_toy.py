@@ -65,3 +65,25 @@ def test_bad_preset_and_class():
         make_toy("/nonexistent", preset="huge")
     with pytest.raises(ValueError, match="unknown toy classes"):
         make_toy("/nonexistent", preset="small", classes=("zebra",))
+
+
+def test_dataset_root_uses_the_given_root_or_the_cached_toy(toy_small, tmp_path, monkeypatch):
+    import visrc.data.toy as toy
+
+    monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path / "runs"))
+    assert toy.dataset_root(toy_small) == toy_small
+    assert toy.dataset_root(str(toy_small), toy_preset="huge") == toy_small       # a given root wins
+    made = []
+
+    def fake_make_toy(root, preset, seed):
+        made.append((root, preset, seed))
+        root.mkdir(parents=True)
+        (root / "toy_config.json").write_text("{}")                               # written last by make_toy
+        return root
+
+    monkeypatch.setattr(toy, "make_toy", fake_make_toy)
+    root = toy.dataset_root(None, toy_preset="small")
+    assert root == tmp_path / "runs" / "data" / "toy_small_seed0" == toy.toy_root("small")
+    assert made == [(root, "small", 0)]                                           # generated once, then reused
+    assert toy.dataset_root("", "small") == root and len(made) == 1
+    assert toy.toy_root("small", seed=2).name == "toy_small_seed2" and len(made) == 2

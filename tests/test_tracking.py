@@ -5,37 +5,11 @@ import zipfile
 import numpy as np
 import pytest
 
+from helpers import make_video
 from visrc.data.masks import decode_rle, encode_mask
 from visrc.tracking import (FramePredictions, PredictionsFormatError, Tracker, TrackerConfig, VideoPredictions,
                             box_iou, build_tracker, load_predictions, save_predictions, synthetic_video, associate_video,
                             vote_label, vote_labels)
-
-
-def _value(v, t):
-    return v(t) if callable(v) else v
-
-
-def make_video(objects, num_frames, dim=8, video_id=1, height=100, width=100, masks=False):
-    """A hand-made video: each object is a dict with ``frames`` (iterable), ``box`` (xyxy), ``score``,
-    ``label``, ``emb`` (index of a one-hot embedding); each may be a function of the frame index.
-    Detections of a frame are in object order."""
-    frames = []
-    for t in range(num_frames):
-        present = [o for o in objects if t in o["frames"]]
-        boxes = [_value(o["box"], t) for o in present]
-        emb = np.zeros((len(present), dim))
-        for i, o in enumerate(present):
-            emb[i, _value(o.get("emb", 0), t)] = 1.0
-        rles = None
-        if masks:
-            rles = []
-            for x0, y0, x1, y1 in boxes:
-                m = np.zeros((height, width), np.uint8)
-                m[int(y0):int(y1), int(x0):int(x1)] = 1
-                rles.append(encode_mask(m))
-        frames.append(FramePredictions(np.array(boxes).reshape(-1, 4), [_value(o.get("score", 0.9), t) for o in present],
-                                       [_value(o.get("label", 0), t) for o in present], emb, rles))
-    return VideoPredictions(video_id, height, width, frames)
 
 
 # ------------------------------------------------------------------------------- predictions file
@@ -297,3 +271,13 @@ def test_predictions_from_gt():
     assert all(f.labels.tolist() in ([0], [1]) for f in flipped.frames[1:])
     again = predictions_from_gt(gt, dim=4)[0]
     np.testing.assert_array_equal(again.frames[2].embeddings, v.frames[2].embeddings)  # deterministic per seed
+
+
+def test_tracking_re_exports_the_predictions_of_the_data_layer():
+    import visrc.data.predictions as predictions
+    import visrc.tracking as tracking
+
+    for name in ("FramePredictions", "VideoPredictions", "PredictionsFormatError", "load_predictions",
+                 "save_predictions", "predictions_from_gt", "synthetic_video"):
+        assert getattr(tracking, name) is getattr(predictions, name), name
+    assert set(tracking.__all__) <= set(dir(tracking))

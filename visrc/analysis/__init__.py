@@ -1,6 +1,5 @@
 """Dataset analyses: frame-overlap statistics (the paper's section 3.1, Fig. 2a)."""
 from visrc.analysis.overlap import (
-    box_iou_xywh,
     object_overlap,
     overlap_by_category,
     overlap_summary,
@@ -9,7 +8,6 @@ from visrc.analysis.overlap import (
 )
 
 __all__ = [
-    "box_iou_xywh",
     "object_overlap",
     "overlap_by_category",
     "overlap_summary",

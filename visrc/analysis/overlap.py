@@ -1,15 +1,15 @@
 """Frame-overlap statistics of a YouTube-VIS annotation file (the paper's section 3.1, Fig. 2a).
 
-For every object (one entry of ``annotations``, i.e. one track) we take the IoU of its box in each
-pair of *consecutive annotated frames* and average those IoUs over the video. The histogram of
+For every object (one entry of ``annotations``, i.e. one track) the IoU of its box in each pair of
+*consecutive annotated frames* is averaged over the video. The histogram of
 these per-object means over the dataset, and the share of objects above 0.8, show how redundant
 the frames are (slow motion, static cameras).
 
 Conventions (all documented choices, tested in ``tests/test_overlap.py``):
 
-* Boxes are ``[x, y, w, h]`` (YouTube-VIS / COCO). IoU = intersection / union of the two boxes;
-  a pair whose union is 0 (two zero-area boxes) or whose boxes do not overlap has IoU 0, as in
-  pycocotools' ``iou``.
+* Boxes are ``[x, y, w, h]`` (YouTube-VIS / COCO); the IoU is :func:`visrc.data.boxes.paired_box_iou`
+  (``"xywh"``, pycocotools' box IoU): a pair whose union is 0 (two zero-area boxes) or whose boxes
+  do not overlap has IoU 0.
 * Only ``bboxes`` is read; ``segmentations`` and ``areas`` are ignored. A ``None`` box means the
   object is absent from that frame.
 * Gaps: by default (``bridge_gaps=True``) a pair is two *successive non-null boxes* of a track, so
@@ -23,9 +23,8 @@ Conventions (all documented choices, tested in ``tests/test_overlap.py``):
 * "Above the threshold" means ``mean_iou >= threshold``, so the share matches the histogram bars
   right of the threshold line when the threshold is a bin edge.
 
-Everything is vectorized with numpy over all pairs of all tracks at once: a YouTube-VIS
-2021-sized file (3k videos, 90k frames, 8k tracks) takes well under a second (see
-``benchmarks/bench_overlap.py``).
+Everything is vectorized with numpy over all pairs of all tracks at once, so a YouTube-VIS
+2021-sized file needs no per-track Python loop (timing: ``benchmarks/bench_overlap.py``).
 """
 from __future__ import annotations
 
@@ -36,23 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from visrc.data.boxes import paired_box_iou
+
 COLUMNS = ("video_id", "annotation_id", "category_id", "n_frames", "n_pairs", "mean_iou")
-
-
-def box_iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Elementwise IoU of boxes ``a[i]`` and ``b[i]``, both (N, 4) in ``[x, y, w, h]``.
-
-    Returns (N,) float64. Disjoint boxes, or a zero union, give 0.
-    """
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    iw = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
-    ih = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
-    inter = np.clip(iw, 0.0, None) * np.clip(ih, 0.0, None)
-    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
-    out = np.zeros(len(a), dtype=np.float64)
-    np.divide(inter, union, out=out, where=union > 0)
-    return out
 
 
 def _flatten_boxes(anns: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,7 +80,7 @@ def _pairs(track: np.ndarray, frame: np.ndarray, boxes: np.ndarray,
     if not bridge_gaps:
         same &= (frame[1:] - frame[:-1]) == 1
     idx = np.flatnonzero(same)
-    return track[idx], box_iou_xywh(boxes[idx], boxes[idx + 1])
+    return track[idx], paired_box_iou(boxes[idx], boxes[idx + 1], "xywh")
 
 
 def pair_ious(data: dict, bridge_gaps: bool = True) -> tuple[np.ndarray, np.ndarray]:

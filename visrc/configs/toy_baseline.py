@@ -1,10 +1,9 @@
 # The paper's baseline (Mask R-CNN + FPN P2..P7 + quasi-dense track head) shrunk to train in a few
 # CPU minutes on the embedded toy benchmark (`visrc make-toy`). Everything the model is, is here:
 # no _base_ inheritance. Run: `visrc train visrc/configs/toy_baseline.py --data-root DATA_ROOT`.
-# Schedule chosen so every notebook's trainings fit the main job on a 2-core laptop. Measured on the
-# default toy benchmark (seed 0, 1 torch thread, forward tracker with this file's association): this
-# schedule (3 epochs = 522 iterations at 0.72 s) took 6.3 min, valid video AP 0.208 (AP50 0.343); 4
-# epochs (milestone 3) gave 0.237 (AP50 0.427) in 8.4 min, but put the whole main job near an hour.
+# Schedule: 3 epochs, LR x0.1 for the last one (the paper's 12-epoch shape, shortened so every
+# notebook's trainings fit the main job on a 2-core machine). Training cost per config:
+# `python benchmarks/bench_ablation_train.py`.
 custom_imports = dict(imports=['visrc.registry'], allow_failed_imports=False)
 default_scope = 'mmdet'
 

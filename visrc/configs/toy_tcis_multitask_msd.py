@@ -15,7 +15,7 @@
 # Epoch: msd_epoch_length samples. 1440 = 2 x the 720 frames of the default toy train split, so
 # with 2:1:1 the videos get as many samples per epoch as in the baseline (TrackImgSampler: every
 # frame once) and the still images come on top; for equal iterations instead, pass
-# `--cfg-options train_dataloader.sampler.length=720`.
+# `--cfg-options train_dataloader.sampler.length=720` (notebook 03's `msd_epoch_length` does this).
 _base_ = ['./toy_baseline.py']
 
 data_root = 'data/toy/'            # `visrc train --data-root` overrides it (every source)

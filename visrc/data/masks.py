@@ -41,6 +41,16 @@ def decode_rle(rle: RLE) -> np.ndarray:
     return mask_utils.decode(_bytes_rle(rle))
 
 
+def decode_rles(rles: list[RLE]) -> np.ndarray:
+    """N >= 1 compressed RLEs of one size -> uint8 masks (N, H, W), in one pycocotools call."""
+    if len(rles) == 0:
+        raise ValueError("decode_rles: no masks (their size is unknown)")
+    sizes = {tuple(int(v) for v in r["size"]) for r in rles}
+    if len(sizes) > 1:
+        raise ValueError(f"decode_rles: masks of several sizes {sorted(sizes)}")
+    return mask_utils.decode([_bytes_rle(r) for r in rles]).transpose(2, 0, 1)
+
+
 def to_rle(segm: Any, height: int, width: int) -> RLE | None:
     """Normalise any YouTube-VIS segmentation (polygons, RLE, uncompressed RLE, None) to compressed RLE."""
     if segm is None:
@@ -56,6 +66,12 @@ def to_rle(segm: Any, height: int, width: int) -> RLE | None:
         return {"size": list(segm["size"]), "counts": segm["counts"] if isinstance(segm["counts"], str) else segm["counts"].decode("ascii")}
     rle["counts"] = rle["counts"].decode("ascii")
     return rle
+
+
+def box_rle(box_xywh: list[float], height: int, width: int) -> RLE:
+    """The mask of a box ``[x, y, w, h]`` in an image (height, width), rasterized by pycocotools."""
+    rle = mask_utils.frPyObjects(np.asarray([box_xywh], np.float64), height, width)[0]  # (1, 4) array: boxes
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def rle_area(rle: RLE) -> float:

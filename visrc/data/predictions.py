@@ -38,10 +38,10 @@ from typing import Sequence
 
 import numpy as np
 
+from visrc.data.masks import RLE, encode_masks, to_rle
 from visrc.fileio import atomic_write
 
 FORMAT_VERSION = 1
-RLE = dict  # {"size": [h, w], "counts": str}
 
 
 class PredictionsFormatError(ValueError):
@@ -182,7 +182,7 @@ def load_predictions(path: str | os.PathLike, video_ids: Sequence[int] | None = 
     try:
         with np.load(path, allow_pickle=False) as z:
             a = {k: z[k] for k in z.files}
-    except ValueError as e:  # object arrays need pickle: not our format
+    except ValueError as e:  # object arrays need pickle: not this format
         raise PredictionsFormatError(f"{source}: not a visrc predictions file ({e})") from None
     except Exception as e:  # zip/npy corruption
         raise PredictionsFormatError(f"{source}: cannot read as .npz ({type(e).__name__}: {e})") from None
@@ -287,7 +287,6 @@ def synthetic_video(video_id: int = 0, num_frames: int = 30, num_objects: int = 
         order = rng.permutation(num_objects)
         masks = None
         if with_masks:
-            from visrc.data.masks import encode_masks
             m = np.zeros((num_objects, height, width), np.uint8)
             for k, (x0, y0, x1, y1) in enumerate(np.round(boxes[order]).astype(int)):
                 m[k, y0:y1, x0:x1] = 1
@@ -309,8 +308,6 @@ def predictions_from_gt(data: dict, video_ids: Sequence[int] | None = None, dim:
     probability ``label_flip`` a detection's label is replaced by a random other class (the case
     label voting repairs).
     """
-    from visrc.data.masks import to_rle
-
     rng = np.random.default_rng(seed)
     cat_index = {c["id"]: i for i, c in enumerate(data["categories"])}
     n_cls = len(cat_index)

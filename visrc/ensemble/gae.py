@@ -5,11 +5,12 @@ Two stages, as in the paper::
     res = ensemble_frame([preds_m0, preds_m1], iou_thr=0.55)      # 1. boxes: GAE, score = max
     boxes, scores, labels, members = res
     masks, emb = refine_with_models(res.boxes, [m0_fn, m1_fn], height=h, width=w)   # 2. proposals
+                                                                  #    (visrc.ensemble.proposals)
 
     fused = ensemble_videos([split_m0, split_m1])                   # a whole split, boxes-only path
     fused = ensemble_videos([split_m0, split_m1], proposal_fns=[f0, f1])   # ... with the models
 
-**Box clustering** (``greedy_clusters``, per ``(frame, class)``): our reading of GAE (Liu et al.
+**Box clustering** (``greedy_clusters``, per ``(frame, class)``): visrc's reading of GAE (Liu et al.
 2019, OpenImages 2019 1st place: box voting over the pooled models; the VIS paper adds only "max,
 not mean, score"), written as greedy NMS-style clustering, vectorized in numpy:
 
@@ -38,22 +39,16 @@ own cluster.
 **Masks and embeddings**, two paths:
 
 * *with the models* (the paper): the fused boxes are proposals; each model returns masks and
-  embeddings for exactly those boxes (:data:`ProposalFn`); :func:`refine_with_models` averages the
-  soft masks (probabilities; binary or RLE masks count as 0/1, so binary masks are *voted*) and
-  thresholds the mean at ``>= mask_thr`` (mmdet's ``mask_thr_binary`` rule; with two binary models
-  a 0.5 threshold keeps the union, 0.75 the intersection), and averages the L2-normalised
-  embeddings (``embed_mode="mean"``, re-normalised) or concatenates them (``"concat"``, scaled by
-  1/sqrt(M): the cosine of two fused embeddings is then exactly the mean of the models' cosines, and
-  models may differ in D). Different models' embedding spaces are not aligned: the mean follows
-  the paper, and its cosine mixes in cross-model terms that "concat" leaves out.
+  embeddings for exactly those boxes, averaged (:mod:`visrc.ensemble.proposals`:
+  :data:`~visrc.ensemble.proposals.ProposalFn`, :func:`~visrc.ensemble.proposals.refine_with_models`);
 * *boxes only* (no model callables, e.g. from saved predictions): mask = the seed's mask
   (``mask_mode="seed"``, the detection whose score the cluster took) or the vote of the members'
   masks (``"vote"``, mean >= ``mask_thr``); embedding = the mean of the members' L2-normalised
   embeddings, re-normalised (``embed_mode="mean"``) or the seed's (``"seed"``); all models need
   one D here. Output masks exist only where every model has masks for the video.
 
-:func:`greedy_select` is the "auto" part: forward selection of the models to ensemble by a
-validation score.
+:func:`visrc.ensemble.selection.greedy_select` is the "auto" part: forward selection of the models
+to ensemble by a score on a tuning split.
 """
 from __future__ import annotations
 
@@ -61,20 +56,15 @@ from dataclasses import dataclass
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
-from pycocotools import mask as mask_utils
 from scipy.sparse import csr_matrix
 
-from visrc.data.masks import decode_rle, encode_masks
+from visrc.data.boxes import paired_box_iou
+from visrc.data.embeddings import unit_rows
+from visrc.data.masks import RLE, decode_rles, encode_masks
 from visrc.data.predictions import FramePredictions, VideoPredictions
+from visrc.ensemble.proposals import ProposalFn, partial_proposal, refine_with_models
 
-#: A model's answer for given proposals: ``fn(boxes (K, 4) xyxy) -> (masks, embeddings (K, D))``,
-#: masks either (K, h, w) probabilities / binary, or a list of K RLE dicts.
-BoxFn = Callable[[np.ndarray], tuple]
-#: The video-level form: ``fn(video_id, frame_index, boxes (K, 4), labels (K,)) -> (masks, embeddings)``;
-#: ``labels`` are the fused detections' classes (a class-specific mask head needs them).
-ProposalFn = Callable[[int, int, np.ndarray, np.ndarray], tuple]
-
-MAX_PAIRS = 4_000_000  # candidate pairs per clustering chunk (memory bound, ~100 MB of temporaries)
+MAX_PAIRS = 4_000_000  # candidate pairs per clustering chunk: bounds the memory of the pair temporaries
 
 
 class GAEResult(NamedTuple):
@@ -102,16 +92,6 @@ class _Fused:
 
 
 # ------------------------------------------------------------------------------------ clustering
-
-def _pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of row-aligned xyxy boxes a, b (P, 4) -> (P,); degenerate boxes give 0."""
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)
-    union = area(a) + area(b) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
 
 def greedy_clusters(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, iou_thr: float = 0.55) -> np.ndarray:
     """Greedy clustering inside each group (rules in the module docstring).
@@ -154,7 +134,7 @@ def _cluster_sorted(b: np.ndarray, start: np.ndarray, sizes: np.ndarray, iou_thr
     P = int(after.sum())
     i = np.repeat(idx, after)
     j = i + 1 + (np.arange(P) - np.repeat(np.cumsum(after) - after, after))
-    iou = _pair_iou(b[i], b[j])
+    iou = paired_box_iou(b[i], b[j])
     hit = iou > iou_thr
     i, j, iou = i[hit], j[hit], iou[hit]
     # greedy NMS over all groups at once: round r settles the boxes of rank r (their suppressors
@@ -213,34 +193,53 @@ def _fuse(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, model: np.n
     return _Fused(fused[keep], score[keep], ok[seeds][keep], n_models[keep], cid)
 
 
-# ---------------------------------------------------------------------------------- one frame
+# ------------------------------------------------------------------------------------- pooling
 
-def _stack_frames(preds: Sequence[FramePredictions]):
-    """Pool the models' detections: boxes, scores, labels, model index, detection index."""
-    if len(preds) == 0:
-        raise ValueError("ensemble: no models given")
-    n = [len(p) for p in preds]
-    cat = lambda xs, shape, dt: np.concatenate(xs).astype(dt) if sum(n) else np.zeros(shape, dt)
-    boxes = cat([p.boxes for p in preds], (0, 4), np.float64)
-    scores = cat([p.scores for p in preds], (0,), np.float64)
-    labels = cat([p.labels for p in preds], (0,), np.int64)
-    model = np.repeat(np.arange(len(preds)), n)
-    det = np.concatenate([np.arange(k) for k in n]).astype(np.int64)
-    return boxes, scores, labels, model, det
+@dataclass(frozen=True)
+class _Pool:
+    """Detections of several frames, flat (M of them), each with its frame's integer key."""
+
+    boxes: np.ndarray   # (M, 4) float64 xyxy
+    scores: np.ndarray  # (M,) float64
+    labels: np.ndarray  # (M,) int64
+    key: np.ndarray     # (M, k) int64: the key of the detection's frame
+    det: np.ndarray     # (M,) int64: index of the detection inside its frame
+    frames: list        # the frames with detections, in order
+
+
+def _cat(frames: list, get: Callable[[FramePredictions], np.ndarray], shape: tuple, dtype) -> np.ndarray:
+    """A per-detection field of ``frames``, concatenated (``shape`` zeros if there are none)."""
+    return np.concatenate([get(f) for f in frames]).astype(dtype, copy=False) if frames else np.zeros(shape, dtype)
+
+
+def _pool(frames: Sequence[FramePredictions], keys: Sequence[Sequence[int]], k: int) -> _Pool:
+    """Pool ``frames`` (``keys[i]``: k ints naming frame i, e.g. its model) into one flat detection set."""
+    n = np.array([len(f) for f in frames], np.int64)
+    full = [f for f, c in zip(frames, n) if c]
+    return _Pool(_cat(full, lambda f: f.boxes, (0, 4), np.float64), _cat(full, lambda f: f.scores, (0,), np.float64),
+                 _cat(full, lambda f: f.labels, (0,), np.int64),
+                 np.repeat(np.array(keys, np.int64).reshape(-1, k), n, axis=0),
+                 np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n), full)
 
 
 def _model_weights(model_weights, n: int) -> np.ndarray:
+    """Per-model box weights (n,): ones, or the given non-negative weights."""
     w = np.ones(n) if model_weights is None else np.asarray(model_weights, np.float64).reshape(-1)
     if len(w) != n or (w < 0).any():
         raise ValueError(f"model_weights: need {n} non-negative weights, got {list(w)}")
     return w
 
 
+# ---------------------------------------------------------------------------------- one frame
+
 def ensemble_frame(preds: Sequence[FramePredictions], iou_thr: float = 0.55, score_thr: float = 0.0,
                    min_models: int = 1, under_supported: str = "drop",
                    model_weights: Sequence[float] | None = None) -> GAEResult:
     """GAE of one frame's detections from several models (``preds[m]``: model m's frame)."""
-    boxes, scores, labels, model, det = _stack_frames(preds)
+    if len(preds) == 0:
+        raise ValueError("ensemble: no models given")
+    pool = _pool(preds, [[m] for m in range(len(preds))], 1)
+    boxes, scores, labels, model, det = pool.boxes, pool.scores, pool.labels, pool.key[:, 0], pool.det
     if len(labels) and labels.min() < 0:
         raise ValueError("ensemble_frame: labels must be >= 0")
     f = _fuse(boxes, scores, labels, model, _model_weights(model_weights, len(preds)), len(preds), iou_thr,
@@ -253,71 +252,6 @@ def ensemble_frame(preds: Sequence[FramePredictions], iou_thr: float = 0.55, sco
     members = np.stack([rank[f.cid[mo]], model[mo], det[mo]], 1).astype(np.int64).reshape(-1, 3)
     return GAEResult(f.boxes[order].astype(np.float32), f.scores[order].astype(np.float32),
                      labels[f.seeds[order]].astype(np.int64), members)
-
-
-def _unit(x: np.ndarray, dtype=np.float64) -> np.ndarray:
-    """Rows scaled to unit L2 norm (zero rows stay zero)."""
-    x = np.asarray(x, dtype)
-    norm = np.sqrt(np.einsum("...i,...i->...", x, x))[..., None]
-    return x / np.maximum(norm, 1e-12)
-
-
-def refine_with_models(boxes: np.ndarray, per_model_fn: Sequence[BoxFn], height: int | None = None,
-                       width: int | None = None, mask_thr: float = 0.5, embed_mode: str = "mean"):
-    """Masks and embeddings of the fused ``boxes`` (K, 4) from every model, averaged.
-
-    Each ``per_model_fn[m](boxes)`` returns ``(masks, embeddings)``: masks (K, h, w) soft
-    probabilities in [0, 1] or binary, or a list of K RLE dicts; embeddings (K, D_m). Returns
-    ``(masks: list of K RLE, embeddings (K, D) float32 unit rows)`` where D = D_m (``"mean"``, all
-    equal) or sum of D_m (``"concat"``). Rules in the module docstring. ``height``/``width``, if
-    given, are checked against the masks (needed to answer K = 0 without calling the models).
-    """
-    if embed_mode not in ("mean", "concat"):
-        raise ValueError(f"refine_with_models: embed_mode {embed_mode!r} is not 'mean' or 'concat'")
-    if len(per_model_fn) == 0:
-        raise ValueError("refine_with_models: no models given")
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    K = len(boxes)
-    prob_sum, embs = None, []
-    for m, fn in enumerate(per_model_fn):
-        masks, emb = fn(boxes)
-        emb = np.asarray(emb, np.float64)
-        if emb.ndim != 2 or len(emb) != K:
-            raise ValueError(f"refine_with_models: model {m} returned embeddings of shape {emb.shape}, expected ({K}, D)")
-        prob = _as_prob(masks, K, m)
-        if height is not None and prob.shape[1:] != (height, width):
-            raise ValueError(f"refine_with_models: model {m} returned masks of size {prob.shape[1:]}, "
-                             f"expected {(height, width)}")
-        if prob_sum is not None and prob.shape != prob_sum.shape:
-            raise ValueError(f"refine_with_models: model {m} masks {prob.shape} differ from model 0's {prob_sum.shape}")
-        prob_sum = prob if prob_sum is None else prob_sum + prob
-        embs.append(_unit(emb))
-    M = len(per_model_fn)
-    if embed_mode == "mean":
-        dims = {e.shape[1] for e in embs}
-        if len(dims) > 1:
-            raise ValueError(f"refine_with_models: models give embedding dims {sorted(dims)}; use embed_mode='concat'")
-        emb = _unit(sum(embs) / M)
-    else:
-        emb = _unit(np.concatenate(embs, 1) / np.sqrt(M))
-    binary = (prob_sum / M >= mask_thr).astype(np.uint8)
-    return encode_masks(binary), emb.astype(np.float32)
-
-
-def _as_prob(masks, K: int, m: int) -> np.ndarray:
-    """A model's masks -> (K, h, w) float32 in [0, 1]."""
-    if isinstance(masks, (list, tuple)):
-        if len(masks) != K:
-            raise ValueError(f"refine_with_models: model {m} returned {len(masks)} masks for {K} boxes")
-        if K == 0:
-            raise ValueError(f"refine_with_models: model {m} returned no masks for 0 boxes: give arrays (0, h, w)")
-        return np.stack([decode_rle(r) for r in masks]).astype(np.float32)
-    prob = np.asarray(masks, np.float32)
-    if prob.ndim != 3 or len(prob) != K:
-        raise ValueError(f"refine_with_models: model {m} returned masks of shape {prob.shape}, expected ({K}, h, w)")
-    if prob.size and (prob.min() < 0 or prob.max() > 1):
-        raise ValueError(f"refine_with_models: model {m} masks are not in [0, 1] (probabilities or binary)")
-    return prob
 
 
 # ------------------------------------------------------------------------------------ a split
@@ -372,69 +306,20 @@ def ensemble_videos(models: Sequence[Sequence[VideoPredictions]], iou_thr: float
     n_models = len(models)
     weights = _model_weights(model_weights, n_models)
     frames = [(vi, t, m, f) for vi, row in enumerate(rows) for m, v in enumerate(row) for t, f in enumerate(v.frames)]
-    meta = np.array([x[:3] for x in frames], np.int64).reshape(-1, 3)
-    n = np.array([len(x[3]) for x in frames], np.int64)
-    full = [x[3] for x, k in zip(frames, n) if k]
-    cat = lambda get, shape, dt: (np.concatenate([get(f) for f in full]).astype(dt, copy=False) if full
-                                  else np.zeros(shape, dt))
-    boxes = cat(lambda f: f.boxes, (0, 4), np.float64)
-    scores = cat(lambda f: f.scores, (0,), np.float64)
-    labels = cat(lambda f: f.labels, (0,), np.int64)
-    vid, t, model = (np.repeat(meta[:, k], n) for k in range(3))
-    det = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)  # index inside its frame
+    pool = _pool([x[3] for x in frames], [x[:3] for x in frames], 3)
+    vid, t, model = (pool.key[:, k] for k in range(3))
+    labels = pool.labels
     if len(labels) and labels.min() < 0:
         raise ValueError("ensemble_videos: labels must be >= 0")
     t_max = max((len(row[0]) for row in rows), default=0) or 1
     l_max = int(labels.max()) + 1 if len(labels) else 1
     groups = (vid * t_max + t) * l_max + labels
-    fz = _fuse(boxes, scores, groups, model, weights, n_models, iou_thr, score_thr, min_models, under_supported)
-
-    K = len(fz.seeds)
-    c_vid, c_t = vid[fz.seeds], t[fz.seeds]
-    order = np.lexsort((np.arange(K), -fz.scores, c_t, c_vid))  # by video, frame, score desc
-    key = c_vid[order] * t_max + c_t[order]
-    inv = np.empty(K, np.int64)
-    inv[order] = np.arange(K)
-    # members sorted by output cluster position, seed first
-    mem = np.flatnonzero(fz.cid >= 0)
-    mem = mem[np.lexsort((-scores[mem], inv[fz.cid[mem]]))]
-    mem_start = np.searchsorted(inv[fz.cid[mem]], np.arange(K + 1))
-
-    out_emb = None
-    if proposal_fns is None:
-        dims = {r[m].embed_dim for r in rows for m in range(n_models) if any(len(f) for f in r[m].frames)}
-        if len(dims) > 1:  # one output video holds one D
-            raise ValueError(f"ensemble_videos: models give embedding dims {sorted(dims)}; the boxes-only path "
-                             "needs one D (give proposal_fns with embed_mode='concat')")
-        dim = dims.pop() if dims else max((v.embed_dim for r in rows for v in r), default=0)
-        emb_all = cat(lambda f: f.embeddings, (0, dim), np.float32)
-        if embed_mode == "seed":
-            out_emb = emb_all[fz.seeds[order]]
-        else:  # (K, M) 0/1 membership matrix @ unit embeddings: the per-cluster sums in one pass
-            member_of = csr_matrix((np.ones(len(mem), np.float32), (inv[fz.cid[mem]], mem)), shape=(K, len(emb_all)))
-            out_emb = _unit(member_of @ _unit(emb_all, np.float32), np.float32)
-    out = []
-    frame_bounds = np.searchsorted(key, np.arange(len(rows) * t_max + 1))  # clusters of frame (vi, t)
-    for vi, row in enumerate(rows):
-        v0 = row[0]
-        with_masks = proposal_fns is not None or all(v.has_masks for v in row)
-        fr = []
-        for tt in range(len(v0)):
-            lo, hi = frame_bounds[vi * t_max + tt], frame_bounds[vi * t_max + tt + 1]
-            sel = order[lo:hi]
-            fb, fs, fl = fz.boxes[sel], fz.scores[sel], labels[fz.seeds[sel]]
-            if proposal_fns is not None:
-                if hi == lo:
-                    fr.append(None)  # filled once D is known
-                    continue
-                fns = [partial_proposal(fn, v0.video_id, tt, fl) for fn in proposal_fns]
-                masks, emb = refine_with_models(fb, fns, v0.height, v0.width, mask_thr, embed_mode)
-            else:
-                emb = out_emb[lo:hi]
-                masks = (_member_masks(row, mem, mem_start, lo, hi, model, det, t, mask_mode, mask_thr)
-                         if with_masks else None)
-            fr.append(FramePredictions(fb, fs, fl, emb, masks))
-        out.append(VideoPredictions(v0.video_id, v0.height, v0.width, fr))
+    fz = _fuse(pool.boxes, pool.scores, groups, model, weights, n_models, iou_thr, score_thr, min_models,
+               under_supported)
+    lay = _layout(fz, pool, len(rows), t_max)
+    emb = None if proposal_fns is not None else _member_embeddings(rows, pool, fz, lay, embed_mode)
+    out = [_video_out(vi, row, pool, fz, lay, emb, proposal_fns, mask_mode, embed_mode, mask_thr)
+           for vi, row in enumerate(rows)]
     if proposal_fns is not None:  # empty frames: D from any refined frame (else the inputs')
         dims = [f.embeddings.shape[1] for v in out for f in v.frames if f is not None]
         D = dims[0] if dims else max((v.embed_dim for r in rows for v in r), default=0)
@@ -443,48 +328,83 @@ def ensemble_videos(models: Sequence[Sequence[VideoPredictions]], iou_thr: float
     return out
 
 
-def partial_proposal(fn: ProposalFn, video_id: int, t: int, labels: np.ndarray) -> BoxFn:
-    """A :data:`ProposalFn` bound to one frame and its fused labels -> a :data:`BoxFn`."""
-    return lambda boxes: fn(video_id, t, boxes, labels)
+class _Layout(NamedTuple):
+    """The split's clusters in output order (by video, frame, score descending) and their members."""
+
+    order: np.ndarray         # (K,) cluster at each output position
+    frame_bounds: np.ndarray  # (V * t_max + 1,) frame (vi, t) holds output positions [b[i], b[i + 1]), i = vi * t_max + t
+    t_max: int
+    mem: np.ndarray           # member detections, by output position of their cluster, seed first
+    mem_pos: np.ndarray       # output position of each member's cluster (nondecreasing)
+    mem_start: np.ndarray     # (K + 1,) output position k has members mem[mem_start[k]:mem_start[k + 1]]
 
 
-def _member_masks(row, mem, mem_start, lo, hi, model, det, t, mask_mode, mask_thr) -> list[dict]:
-    """Masks of output clusters lo..hi (boxes-only path): the seed's, or the members' vote."""
+def _layout(fz: _Fused, pool: _Pool, n_videos: int, t_max: int) -> _Layout:
+    """Output order and members of the clusters ``fz`` of ``pool`` (key columns: video row, frame, model)."""
+    K = len(fz.seeds)
+    c_vid, c_t = pool.key[fz.seeds, 0], pool.key[fz.seeds, 1]
+    order = np.lexsort((np.arange(K), -fz.scores, c_t, c_vid))
+    key = c_vid[order] * t_max + c_t[order]
+    inv = np.empty(K, np.int64)
+    inv[order] = np.arange(K)
+    mem = np.flatnonzero(fz.cid >= 0)
+    mem = mem[np.lexsort((-pool.scores[mem], inv[fz.cid[mem]]))]
+    mem_pos = inv[fz.cid[mem]]
+    return _Layout(order, np.searchsorted(key, np.arange(n_videos * t_max + 1)), t_max, mem, mem_pos,
+                   np.searchsorted(mem_pos, np.arange(K + 1)))
+
+
+def _member_embeddings(rows: list[list[VideoPredictions]], pool: _Pool, fz: _Fused, lay: _Layout,
+                       embed_mode: str) -> np.ndarray:
+    """Boxes-only path: (K, D) float32 embedding of each output position, the seed's or the members' mean."""
+    dims = {v.embed_dim for r in rows for v in r if any(len(f) for f in v.frames)}
+    if len(dims) > 1:  # one output video holds one D
+        raise ValueError(f"ensemble_videos: models give embedding dims {sorted(dims)}; the boxes-only path "
+                         "needs one D (give proposal_fns with embed_mode='concat')")
+    dim = dims.pop() if dims else max((v.embed_dim for r in rows for v in r), default=0)
+    emb_all = _cat(pool.frames, lambda f: f.embeddings, (0, dim), np.float32)
+    if embed_mode == "seed":
+        return emb_all[fz.seeds[lay.order]]
+    # (K, M) 0/1 membership matrix @ unit embeddings: the per-cluster sums in one pass
+    member_of = csr_matrix((np.ones(len(lay.mem), np.float32), (lay.mem_pos, lay.mem)),
+                           shape=(len(lay.order), len(emb_all)))
+    return unit_rows(member_of @ unit_rows(emb_all, np.float32), np.float32)
+
+
+def _video_out(vi: int, row: list[VideoPredictions], pool: _Pool, fz: _Fused, lay: _Layout, emb: np.ndarray | None,
+               proposal_fns: Sequence[ProposalFn] | None, mask_mode: str, embed_mode: str,
+               mask_thr: float) -> VideoPredictions:
+    """The fused predictions of video row ``vi``; with ``proposal_fns``, an empty frame is left None."""
+    v0 = row[0]
+    with_masks = proposal_fns is not None or all(v.has_masks for v in row)
+    fr = []
+    for tt in range(len(v0)):
+        lo, hi = lay.frame_bounds[vi * lay.t_max + tt], lay.frame_bounds[vi * lay.t_max + tt + 1]
+        sel = lay.order[lo:hi]
+        fb, fs, fl = fz.boxes[sel], fz.scores[sel], pool.labels[fz.seeds[sel]]
+        if proposal_fns is not None:
+            if hi == lo:
+                fr.append(None)  # filled once D is known
+                continue
+            fns = [partial_proposal(fn, v0.video_id, tt, fl) for fn in proposal_fns]
+            masks, f_emb = refine_with_models(fb, fns, v0.height, v0.width, mask_thr, embed_mode)
+        else:
+            f_emb = emb[lo:hi]
+            masks = _member_masks(row, pool, lay, lo, hi, mask_mode, mask_thr) if with_masks else None
+        fr.append(FramePredictions(fb, fs, fl, f_emb, masks))
+    return VideoPredictions(v0.video_id, v0.height, v0.width, fr)
+
+
+def _member_masks(row: list[VideoPredictions], pool: _Pool, lay: _Layout, lo: int, hi: int, mask_mode: str,
+                  mask_thr: float) -> list[RLE]:
+    """Masks of output positions lo..hi (boxes-only path): the seed's, or the members' vote."""
+    t, model = pool.key[:, 1], pool.key[:, 2]
     out = []
     for k in range(lo, hi):
-        ms = mem[mem_start[k]:mem_start[k + 1]]
-        rles = [row[model[i]].frames[t[i]].masks[det[i]] for i in ms]
+        ms = lay.mem[lay.mem_start[k]:lay.mem_start[k + 1]]
+        rles = [row[model[i]].frames[t[i]].masks[pool.det[i]] for i in ms]
         if mask_mode == "seed" or len(rles) == 1:
             out.append(rles[0])
             continue
-        stack = mask_utils.decode([{"size": r["size"], "counts": r["counts"].encode("ascii")} for r in rles])
-        out.append(encode_masks((stack.mean(axis=2) >= mask_thr).astype(np.uint8)[None])[0])
+        out.append(encode_masks((decode_rles(rles).mean(axis=0) >= mask_thr).astype(np.uint8)[None])[0])
     return out
-
-
-# ------------------------------------------------------------------------------- model choice
-
-def greedy_select(candidates: Sequence, evaluate: Callable[[list], float], max_models: int | None = None,
-                  min_gain: float = 0.0) -> tuple[list, list[float]]:
-    """Forward selection of the models to ensemble ("auto" ensemble).
-
-    Start from the best single candidate by ``evaluate([c])`` (e.g. the valid AP of the GAE of
-    those models); add the candidate that raises ``evaluate`` most, while the gain is
-    ``> min_gain`` and fewer than ``max_models`` are chosen. Returns (chosen in order, score
-    after each step). Ties go to the earlier candidate.
-    """
-    left = list(candidates)
-    if not left:
-        raise ValueError("greedy_select: no candidates")
-    chosen: list = []
-    history: list[float] = []
-    best = -np.inf
-    while left and (max_models is None or len(chosen) < max_models):
-        scores = [float(evaluate(chosen + [c])) for c in left]
-        k = int(np.argmax(scores))
-        if chosen and not scores[k] > best + min_gain:
-            break
-        best = scores[k]
-        chosen.append(left.pop(k))
-        history.append(best)
-    return chosen, history

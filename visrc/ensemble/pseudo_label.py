@@ -49,11 +49,11 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
-from visrc.data.masks import rle_area
+from visrc.data.boxes import box_iou
+from visrc.data.masks import box_rle, rle_area
 from visrc.data.ytvis import validate_ytvis, write_ytvis
-from visrc.tracking import BiTrackConfig, Track, VideoPredictions, box_iou, track_split, vote_label
+from visrc.tracking import BiTrackConfig, Track, VideoPredictions, track_split, vote_label
 
 
 @dataclass(frozen=True)
@@ -128,11 +128,6 @@ def select_tracks(videos: Sequence[VideoPredictions], config: PseudoLabelConfig 
 
 # ------------------------------------------------------------------------------------ the file
 
-def _box_rle(box_xywh: list[float], h: int, w: int) -> dict:
-    rle = mask_utils.frPyObjects(np.asarray([box_xywh], np.float64), h, w)[0]  # an (n, 4) array: boxes
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
 def pseudo_annotations(split: dict, videos: Sequence[VideoPredictions], tracks_by_video: Mapping[int, Sequence[Track]],
                        label_to_category: Mapping[int, int] | Sequence[int], config: PseudoLabelConfig | None = None,
                        source: str = "<memory>") -> dict:
@@ -167,7 +162,7 @@ def pseudo_annotations(split: dict, videos: Sequence[VideoPredictions], tracks_b
                 x1, y1, x2, y2 = (float(v) for v in tr.boxes[t])
                 bboxes[t] = [x1, y1, x2 - x1, y2 - y1]
                 mask = tr.masks[t] if (cfg.with_masks and tr.masks is not None) else None
-                segms[t] = {"size": [h, w], "counts": mask["counts"]} if mask is not None else _box_rle(bboxes[t], h, w)
+                segms[t] = {"size": [h, w], "counts": mask["counts"]} if mask is not None else box_rle(bboxes[t], h, w)
                 areas[t] = rle_area(segms[t])
             anns.append({"id": len(anns) + 1, "video_id": vid["id"], "category_id": cat, "iscrowd": 0,
                          "bboxes": bboxes, "segmentations": segms, "areas": areas,

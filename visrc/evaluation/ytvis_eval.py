@@ -2,22 +2,22 @@
 
 The numbers are those of the official evaluator (``ytvoseval.py`` of youtubevos/cocoapi, ported
 verbatim to ``mmdet.evaluation.functional.YTVISeval``): the tests compare every summary value with
-that oracle on randomized cases. The implementation is our own and much faster:
+that oracle on randomized cases. The implementation is visrc's own and faster
+(``benchmarks/bench_evaluation.py``):
 
 * **IoU.** The spatio-temporal IoU of a predicted track ``d`` and a GT track ``g`` is
   ``sum_t |d_t & g_t| / sum_t |d_t | g_t|``, a frame where one side is ``null`` adding the other
-  side's area to the union. Per video, ONE ``pycocotools.mask.iou`` call over all masks of the
-  (prediction, GT) tracks of the categories present on both sides gives every same-frame,
-  same-category pair's exact ``i / u`` without decoding anything to dense arrays: each mask is
-  passed with a size ``[h, w + slot]`` unique to its (frame, category), so pairs from different
-  slots fail pycocotools' box/size check for free (see :func:`_pair_ious`). The per-frame
-  intersection is recovered exactly as ``round(iou * (a_d + a_g) / (1 + iou))`` from the mask
-  areas (chunked ``mask.area`` calls); the union is the sum of the two tracks' areas minus the
-  intersection, so the IoU is ``I / U`` over exact integers, as in the oracle.
+  side's area to the union. Every mask's compressed RLE string is decoded once into its run
+  boundaries (never into a dense array), giving its area; each same-frame (prediction mask, GT mask)
+  pair of a (video, category) with both sides gets its exact integer intersection by walking the two
+  foreground run lists over the pixel range where both have foreground (compiled with numba:
+  :mod:`visrc.evaluation.rle_runs`). The union is the sum of the two tracks' areas minus the
+  intersection, so the IoU is ``I / U`` over exact integers, as in the oracle
+  (:mod:`visrc.evaluation.track_iou`).
 * **Matching.** The oracle's greedy matching (per video, category, area range and IoU threshold, a
   crowd GT may be matched many times, a match to an in-range GT beats one to an ignored GT, ties
   go to the later GT) runs batched over all (video, category) groups, area ranges and thresholds at
-  once, one numpy step per detection rank.
+  once, one numpy step per detection rank (:mod:`visrc.evaluation.track_match`).
 * **Accumulation and summary.** COCO's precision/recall arrays ``[T, R, K, A, M]`` built with
   vectorized cumulative sums; the summary is the oracle's own formula on identical arrays.
 
@@ -42,14 +42,14 @@ checks every mask; ``visrc evaluate`` runs it first.)
 from __future__ import annotations
 
 import gc
-import itertools
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from pycocotools import mask as mask_utils
+
+from visrc.evaluation.track_iou import Tracks, gt_mean_areas, mask_areas, normalize, pair_ious
+from visrc.evaluation.track_match import match_groups
 
 # Parameters of the official evaluator (Params.setDetParams), computed the same way.
 IOU_THRS = np.linspace(.5, 0.95, int(np.round((0.95 - .5) / .05)) + 1, endpoint=True)
@@ -75,10 +75,11 @@ SUMMARY_SPEC = (
 )
 SUMMARY_KEYS = tuple(s[0] for s in SUMMARY_SPEC)
 
-# pycocotools' mask.area builds its output with np.array((n,), dtype=np.uint8): n > 255 overflows
-# under numpy 2, so area calls go in chunks.
-_AREA_CHUNK = 255
+_AREA_LO = np.array([a[0] for a in AREA_RNG], np.float64)
+_AREA_HI = np.array([a[1] for a in AREA_RNG], np.float64)
 _EPS = np.spacing(1)
+# Masks are decoded in chunks of about this many RLE characters (8 bytes of run boundaries each).
+_CHUNK_CHARS = 1 << 22
 
 
 @dataclass
@@ -113,336 +114,6 @@ def _as_data(obj: Any):
     return obj
 
 
-def _areas(rles: list) -> np.ndarray:
-    """Areas of a list of compressed RLE dicts as int64."""
-    out = np.empty(len(rles), np.int64)
-    for s in range(0, len(rles), _AREA_CHUNK):
-        out[s:s + _AREA_CHUNK] = mask_utils.area(rles[s:s + _AREA_CHUNK])
-    return out
-
-
-def _to_rle(segm: Any, h: int, w: int) -> dict:
-    """The oracle's ``annToRLE``: polygons are merged, uncompressed RLE is compressed."""
-    if isinstance(segm, list):
-        return mask_utils.merge(mask_utils.frPyObjects(segm, h, w))
-    if isinstance(segm.get("counts"), list):
-        return mask_utils.frPyObjects(segm, h, w)
-    return segm
-
-
-class _Tracks:
-    """Flat store of tracks: per track its segmentations (falsy = no mask in that frame)."""
-
-    def __init__(self) -> None:
-        self.segs: list[list] = []
-        self.vid: list[int] = []     # index into sorted video ids
-        self.cat: list[int] = []     # index into sorted category ids
-
-
-class _Areas:
-    """Per track, the sum of its mask areas and its number of non-empty masks."""
-
-    def __init__(self, total: np.ndarray, nonzero: np.ndarray) -> None:
-        self.total, self.nonzero = total, nonzero
-
-    @classmethod
-    def from_flat(cls, flat: np.ndarray, off: np.ndarray) -> "_Areas":
-        """From all masks' areas, track ``i`` owning ``flat[off[i]:off[i + 1]]``."""
-        cs = np.concatenate([[0], np.cumsum(flat)])
-        cn = np.concatenate([[0], np.cumsum(flat > 0)])
-        return cls(cs[off[1:]] - cs[off[:-1]], cn[off[1:]] - cn[off[:-1]])
-
-    def mean_nonzero(self) -> np.ndarray:
-        """Per track, the mean of its non-zero mask areas (0 if none), as ``np.array(l).mean()`` gives it
-        (integer areas: the sum is exact in any order)."""
-        return np.where(self.nonzero > 0, self.total.astype(np.float64) / np.maximum(self.nonzero, 1), 0.0)
-
-
-def _gt_mean_areas(fields: list) -> np.ndarray:
-    """Per GT track, ``np.array([a for a in areas if a]).mean()`` (0 if empty; NaN if no field).
-
-    Vectorized when every area is integer-valued (then any summation order is exact), else per track
-    with the oracle's own expression.
-    """
-    out = np.full(len(fields), np.nan)
-    have = [i for i, f in enumerate(fields) if f is not None]
-    nz = [[a for a in fields[i] if a] for i in have]
-    lens = np.fromiter(map(len, nz), np.int64, len(nz))
-    try:
-        flat = np.array(list(itertools.chain.from_iterable(nz)), np.float64)
-        exact = bool(np.all(flat == np.floor(flat))) and (flat.sum() < 2.0 ** 52 if len(flat) else True)
-    except (TypeError, ValueError):
-        exact = False
-    if exact:
-        sums = np.concatenate([[0.0], np.cumsum(flat)])
-        ends = np.cumsum(lens)
-        tot = sums[ends] - sums[ends - lens]
-        out[have] = np.where(lens > 0, tot / np.maximum(lens, 1), 0.0)
-    else:
-        out[have] = [float(np.array(l).mean()) if l else 0.0 for l in nz]
-    return out
-
-
-def _normalize(tr: _Tracks, sizes: list[tuple[int, int]]) -> None:
-    """Convert polygons / uncompressed RLE to compressed RLE (copies of the lists, inputs untouched)."""
-    for i, segs in enumerate(tr.segs):
-        if any(s and (type(s) is not dict or isinstance(s.get("counts"), list)) for s in segs):
-            h, w = sizes[tr.vid[i]]
-            tr.segs[i] = [_to_rle(s, h, w) if s else None for s in segs]
-
-
-def _mask_areas(tr: _Tracks, sizes: list[tuple[int, int]]) -> _Areas:
-    """Per track, the total and the number of non-empty mask areas (chunked ``mask.area`` calls).
-
-    Polygons and uncompressed RLE are converted to compressed RLE first. A track whose masks equal
-    an earlier track's (models that output top-k (mask, class) pairs repeat a mask track under
-    several classes) is decoded once. Sizes are not checked here: an area does not depend on them
-    (the oracle too takes the area of a prediction that overlaps no GT whatever its size).
-    """
-    for attempt in (0, 1):
-        try:
-            pres = [[s for s in segs if s] for segs in tr.segs]
-            # duplicates: same video, same first/last mask and count, then the whole list compared
-            first: dict = {}
-            src = np.arange(len(pres))
-            for i, p in enumerate(pres):
-                if p:
-                    j = first.setdefault((tr.vid[i], len(p), p[0]["counts"], p[-1]["counts"]), i)
-                    if j != i and p == pres[j]:   # dict equality: same size and counts
-                        src[i] = j
-            uniq = np.flatnonzero(src == np.arange(len(pres)))
-            upres = [pres[i] for i in uniq.tolist()]
-            lens = np.fromiter(map(len, upres), np.int64, len(upres))
-            offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-            ua = _Areas.from_flat(_areas(list(itertools.chain.from_iterable(upres))), offsets)
-            row = np.searchsorted(uniq, src)          # each track's row among the unique ones
-            return _Areas(ua.total[row], ua.nonzero[row])
-        except (TypeError, KeyError):   # polygons or uncompressed RLE somewhere
-            if attempt:
-                raise
-            _normalize(tr, sizes)
-    raise AssertionError("unreachable")
-
-
-# Above this many (prediction mask x GT mask) entries, a video's IoU call is split by frames.
-_MAX_PAIRS = 4_000_000
-
-
-class _Masks:
-    """All present masks of some tracks (video-major), each relabelled with the size
-    ``[h, w + slot]``, ``slot = frame * n_keys + key`` (see :func:`_pair_ious`); per mask its track,
-    frame and area, per track its length and total / non-empty mask areas. Checks each mask's own
-    size against its video's."""
-
-    def __init__(self, rows: list[int], keys: list[int], nkeys: list[int], tracks: _Tracks,
-                 sizes: list[tuple[int, int]], what: str, index_of) -> None:
-        segs_l = [tracks.segs[i] for i in rows]
-        ts_l = [[t for t, s in enumerate(segs) if s] for segs in segs_l]
-        lens = [len(ts) for ts in ts_l]
-        hw_of_video = {v: list(sizes[v]) for v in set(tracks.vid[i] for i in rows)}
-        track_hw = [hw_of_video[tracks.vid[i]] for i in rows]
-        got = [segs[t]["size"] for segs, ts in zip(segs_l, ts_l) for t in ts]
-        if got != [hw for hw, n in zip(track_hw, lens) for _ in range(n)]:
-            for n, (segs, ts, hw) in enumerate(zip(segs_l, ts_l, track_hw)):
-                for t in ts:
-                    if [int(v) for v in segs[t]["size"]] != hw:
-                        raise ValueError(f"{what} {index_of(rows[n])}: 'segmentations'[{t}] has size "
-                                         f"{list(segs[t]['size'])} but its video is {hw}")
-        # one list of [h, w + slot] per video, shared by the masks of that slot
-        slot_sizes: dict = {}
-        track_ss = []
-        for i, nk, segs in zip(rows, nkeys, segs_l):
-            v = tracks.vid[i]
-            ss = slot_sizes.get(v)
-            if ss is None or len(ss) < len(segs) * nk:
-                h, w = sizes[v]
-                ss = slot_sizes[v] = [[h, w + sl] for sl in range(max(len(segs) * nk, len(ss or ())))]
-            track_ss.append(ss)
-        self.rles = [{"size": ss[k + t * nk], "counts": segs[t]["counts"]}
-                     for segs, ts, ss, k, nk in zip(segs_l, ts_l, track_ss, keys, nkeys) for t in ts]
-        self.track = np.repeat(np.arange(len(rows)), lens).astype(np.int64)
-        self.frame = np.array(list(itertools.chain.from_iterable(ts_l)), np.int64)
-        self.area = _areas(self.rles)
-        self.length = np.fromiter(map(len, segs_l), np.int64, len(segs_l))
-        self.start = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)   # track -> first mask
-        self.total = np.bincount(self.track, weights=self.area, minlength=len(rows)).astype(np.int64)
-        self.nonzero = np.bincount(self.track, weights=self.area > 0, minlength=len(rows)).astype(np.int64)
-
-
-def _pair_ious(groups: list[tuple[int, int]], g_of: dict, d_of: dict, gt: _Tracks, dt: _Tracks,
-               sizes: list[tuple[int, int]], d_index_of) -> tuple[list[np.ndarray], list[int], "_Masks"]:
-    """Spatio-temporal IoU of every (prediction, GT) track pair of each (category, video) group.
-
-    ``groups`` holds ``(category, video)`` keys that have both GT (``g_of[key]``: GT track rows) and
-    predictions (``d_of[key]``: prediction rows in score order). Returns the IoU matrix
-    ``[len(d_of[key]), len(g_of[key])]`` of each group, the prediction rows, and their masks.
-
-    Per video, ONE ``mask.iou`` call (split by frames if huge) covers all masks of these tracks, each
-    passed with the size ``[h, w + slot]``, ``slot = frame * n_keys + key`` (key: the group within
-    the video). pycocotools decodes an RLE string without its size, computes a mask's box from the
-    height alone (the width only seeds the minimum, so any width >= w gives the true box), and
-    compares sizes only for pairs whose boxes overlap, answering -1 on a mismatch. So pairs from
-    different frames or categories cost a box test, and each same-frame, same-category pair gets its
-    exact ``intersection / union``. The intersection is recovered exactly as
-    ``round(iou * (a_d + a_g) / (1 + iou))``; a track pair's union is the sum of both tracks' mask
-    areas minus the summed intersections.
-    """
-    by_video = sorted(range(len(groups)), key=lambda q: (groups[q][1], groups[q][0]))
-    g_rows, d_rows, g_keys, d_keys, g_nk, d_nk = [], [], [], [], [], []
-    vids: list[int] = []
-    local_key: dict = {}
-    for q in by_video:
-        c, v = groups[q]
-        if not vids or vids[-1] != v:
-            vids.append(v)
-        local_key.setdefault(v, []).append(q)
-    for v in vids:
-        qs = local_key[v]
-        for k, q in enumerate(qs):
-            g_rows += g_of[groups[q]]
-            d_rows += d_of[groups[q]]
-            g_keys += [k] * len(g_of[groups[q]])
-            d_keys += [k] * len(d_of[groups[q]])
-        g_nk += [len(qs)] * (len(g_rows) - len(g_nk))
-        d_nk += [len(qs)] * (len(d_rows) - len(d_nk))
-    G = _Masks(g_rows, g_keys, g_nk, gt, sizes, "GT annotation", lambda i: f"#{i}")
-    D = _Masks(d_rows, d_keys, d_nk, dt, sizes, "result", d_index_of)
-
-    # tracks of each group, in the order above: group q owns a contiguous block on each side
-    Gq = np.array([len(g_of[groups[q]]) for q in by_video], np.int64)
-    Dq = np.array([len(d_of[groups[q]]) for q in by_video], np.int64)
-    g_first = np.concatenate([[0], np.cumsum(Gq)])
-    d_first = np.concatenate([[0], np.cumsum(Dq)])
-    pair_off = np.concatenate([[0], np.cumsum(Dq * Gq)])
-    grp_of_d = np.repeat(np.arange(len(by_video)), Dq)
-    d_loc = np.arange(len(d_rows)) - d_first[grp_of_d]
-    g_loc = np.arange(len(g_rows)) - np.repeat(g_first[:-1], Gq)
-
-    # masks of each video: contiguous too
-    vid_of_g = np.array([gt.vid[i] for i in g_rows], np.int64)
-    vid_of_d = np.array([dt.vid[i] for i in d_rows], np.int64)
-    rr, cc, vv = [], [], []
-    for v in vids:
-        t0, t1 = np.searchsorted(vid_of_g, v), np.searchsorted(vid_of_g, v, side="right")
-        s0, s1 = np.searchsorted(vid_of_d, v), np.searchsorted(vid_of_d, v, side="right")
-        gs, ge, ds, de = int(G.start[t0]), int(G.start[t1]), int(D.start[s0]), int(D.start[s1])
-        if gs == ge or ds == de:
-            continue
-        if (ge - gs) * (de - ds) <= _MAX_PAIRS:
-            chunks = [(np.arange(ds, de), np.arange(gs, ge))]
-        else:   # split by frame ranges
-            gf, df = G.frame[gs:ge], D.frame[ds:de]
-            n_frames = int(max(gf.max(), df.max())) + 1
-            per = max(1, int(n_frames * math.sqrt(_MAX_PAIRS / ((ge - gs) * (de - ds)))))
-            chunks = [(ds + np.flatnonzero((df >= f) & (df < f + per)), gs + np.flatnonzero((gf >= f) & (gf < f + per)))
-                      for f in range(0, n_frames, per)]
-        for di, gi in chunks:
-            if not len(di) or not len(gi):
-                continue
-            if len(chunks) == 1:
-                o = mask_utils.iou(D.rles[ds:de], G.rles[gs:ge], np.zeros(ge - gs, np.uint8))
-            else:
-                o = mask_utils.iou([D.rles[j] for j in di.tolist()], [G.rles[j] for j in gi.tolist()],
-                                   np.zeros(len(gi), np.uint8))
-            r, c = np.nonzero(o > 0)
-            if len(r):
-                vv.append(o[r, c])
-                rr.append(di[r])
-                cc.append(gi[c])
-    n_pairs = int(pair_off[-1])
-    inter = np.zeros(n_pairs)
-    if rr:
-        r, c, o = np.concatenate(rr), np.concatenate(cc), np.concatenate(vv)
-        # exact integer intersection from iou = i / (a + b - i)
-        i_frame = np.rint(o * (D.area[r] + G.area[c]) / (1.0 + o))
-        td, tg = D.track[r], G.track[c]
-        q = grp_of_d[td]
-        inter = np.bincount(pair_off[q] + d_loc[td] * Gq[q] + g_loc[tg], weights=i_frame, minlength=n_pairs)
-    # every pair of every group
-    grp_of_pair = np.repeat(np.arange(len(by_video)), Dq * Gq)
-    local = np.arange(n_pairs) - pair_off[grp_of_pair]
-    pd = d_first[grp_of_pair] + local // np.maximum(Gq[grp_of_pair], 1)
-    pg = g_first[grp_of_pair] + local % np.maximum(Gq[grp_of_pair], 1)
-    union = (D.total[pd] + G.total[pg]).astype(np.float64) - inter
-    odd = np.flatnonzero(D.length[pd] != G.length[pg])
-    for p in odd.tolist():   # the oracle zips the two sequences: only frames t < min(len_d, len_g)
-        lmin = min(D.length[pd[p]], G.length[pg[p]])
-        a, b = D.start[pd[p]], D.start[pd[p] + 1]
-        e, f = G.start[pg[p]], G.start[pg[p] + 1]
-        union[p] = (D.area[a:b][D.frame[a:b] < lmin].sum() + G.area[e:f][G.frame[e:f] < lmin].sum()) - inter[p]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-    out: list = [None] * len(groups)
-    for n, q in enumerate(by_video):
-        out[q] = iou[pair_off[n]:pair_off[n + 1]].reshape(int(Dq[n]), int(Gq[n]))
-    return out, d_rows, D
-
-
-def _last_argmax(vals: np.ndarray) -> np.ndarray:
-    n = vals.shape[-1]
-    return n - 1 - np.argmax(vals[..., ::-1], axis=-1)
-
-
-def _match_groups(groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                  thr: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The oracle's greedy matching (``evaluateVid``), batched over groups, area ranges and thresholds.
-
-    ``groups``: per (video, category) with both GT and predictions, ``(ious [D, G], gt_ignore [A, G],
-    gt_crowd [G])``, predictions in score order. Returns per group ``(matched [A, T, D],
-    matched_to_ignored [A, T, D])``.
-
-    The oracle walks the GT sorted by ignore flag (stable) and, for each prediction in score order,
-    keeps the last GT whose IoU is >= the running best (starting at the threshold), skipping GT
-    already matched unless crowd, and stops at the first ignored GT once it holds a non-ignored one.
-    That is: among the eligible non-ignored GT with IoU >= threshold, the last (in file order) of
-    those with the highest IoU; if there is none, the same among the eligible ignored GT.
-    """
-    out: list = [None] * len(groups)
-    if not groups:
-        return out
-    A, T = groups[0][1].shape[0], len(thr)
-    # bucket by number of GT tracks (padding cost), process groups sorted by D descending
-    gsize = np.array([g[0].shape[1] for g in groups])
-    bucket_of = np.where(gsize <= 4, gsize, 2 ** np.ceil(np.log2(np.maximum(gsize, 1))).astype(int))
-    for gp in np.unique(bucket_of):
-        members = np.flatnonzero(bucket_of == gp)
-        dsize = np.array([groups[i][0].shape[0] for i in members])
-        members = members[np.argsort(-dsize, kind="stable")]
-        dsize = np.array([groups[i][0].shape[0] for i in members])
-        N, Dmax, Gp = len(members), int(dsize.max()), int(gp)
-        iou = np.full((N, Dmax, Gp), -np.inf)
-        ig = np.zeros((N, A, Gp), bool)
-        for n, i in enumerate(members):
-            d, g = groups[i][0].shape
-            iou[n, :d, :g] = groups[i][0]
-            ig[n, :, :g] = groups[i][1]
-        # a padded GT never qualifies (iou -inf); crowd GTs are always ignored and never "used up"
-        matched = np.zeros((N, A, T, Gp), bool)
-        dtm = np.zeros((N, A, T, Dmax), bool)
-        dtig = np.zeros((N, A, T, Dmax), bool)
-        crowd_like = np.zeros((N, 1, 1, Gp), bool)
-        for n, i in enumerate(members):
-            crowd_like[n, 0, 0, :groups[i][0].shape[1]] = groups[i][2]
-        igb = ig[:, :, None, :]
-        n_active = np.searchsorted(-dsize, -np.arange(Dmax), side="left")   # groups with D > d
-        for d in range(Dmax):
-            n = int(n_active[d])
-            v = iou[:n, d][:, None, None, :]                         # [n,1,1,G]
-            elig = (v >= thr[None, None, :, None]) & (~matched[:n] | crowd_like[:n])
-            non = elig & ~igb[:n]
-            has_non = non.any(axis=-1)
-            cand = np.where(has_non[..., None], non, elig)
-            has = cand.any(axis=-1)
-            pick = _last_argmax(np.where(cand, v, -1.0))            # [n,A,T]
-            dtm[:n, :, :, d] = has
-            dtig[:n, :, :, d] = has & np.take_along_axis(np.broadcast_to(igb[:n], cand.shape), pick[..., None], -1)[..., 0]
-            matched[:n] |= has[..., None] & (np.arange(Gp) == pick[..., None])
-        for n, i in enumerate(members):
-            d = groups[i][0].shape[0]
-            out[i] = (dtm[n, :, :, :d], dtig[n, :, :, :d])
-    return out
-
-
 def evaluate_ytvis(gt: Mapping | str | os.PathLike, results: Sequence[Mapping] | str | os.PathLike,
                    max_dets: Sequence[int] = MAX_DETS) -> YTVISEvalResult:
     """Video AP/AR of ``results`` against YouTube-VIS ground truth ``gt`` (dicts or JSON paths).
@@ -467,8 +138,6 @@ def _evaluate(gt, results, max_dets) -> YTVISEvalResult:
         from visrc.evaluation.export import load_results
         results = load_results(results, gt, validate=False)
     max_dets = sorted(int(m) for m in max_dets)
-    max_det = max_dets[-1]
-
     vid_ids = sorted(set(v["id"] for v in gt["videos"]))
     vid_pos = {v: i for i, v in enumerate(vid_ids)}
     vinfo = {v["id"]: v for v in gt["videos"]}
@@ -476,12 +145,37 @@ def _evaluate(gt, results, max_dets) -> YTVISEvalResult:
     cats = {c["id"]: c for c in gt["categories"]}
     cat_ids = sorted(cats)
     cat_pos = {c: i for i, c in enumerate(cat_ids)}
-    K, A, T, R, M = len(cat_ids), len(AREA_RNG), len(IOU_THRS), len(REC_THRS), len(max_dets)
-    lo = np.array([a[0] for a in AREA_RNG], np.float64)
-    hi = np.array([a[1] for a in AREA_RNG], np.float64)
 
-    # ---- ground truth
-    gtr = _Tracks()
+    g = _ground_truth(gt, vid_pos, cat_pos, sizes)
+    d = _predictions(results, vid_pos, cat_pos, max_dets[-1])
+    group_iou, g_by_vc, d_area = _ious_and_areas(g, d, sizes)
+    tps, fps = _match(g, d, group_iou, g_by_vc, d_area)
+    precision, recall = _accumulate(g, d, tps, fps, len(cat_ids), max_dets)
+
+    stats = _summarize(precision, recall, max_dets)
+    per_cat = {}
+    for k, c in enumerate(cat_ids):
+        s = precision[:, :, k, 0, -1]
+        per_cat[c] = float(np.mean(s[s > -1])) if (s > -1).any() else -1.0
+    return YTVISEvalResult(
+        stats=stats, per_category=per_cat,
+        category_names={c: str(cats[c].get("name", c)) for c in cat_ids},
+        precision=precision, recall=recall, cat_ids=cat_ids,
+        counts={"videos": len(vid_ids), "gt_tracks": len(g.tracks.segs), "predictions": len(results),
+                "predictions_used": len(d.tracks.segs), "categories": len(cat_ids)})
+
+
+@dataclass
+class _GT:
+    """The GT tracks of the GT categories, in file order."""
+
+    tracks: Tracks
+    crowd: np.ndarray    # [G] bool
+    ignore: np.ndarray   # [A, G] bool: crowd, or area outside the area range
+
+
+def _ground_truth(gt: Mapping, vid_pos: dict, cat_pos: dict, sizes: list[tuple[int, int]]) -> _GT:
+    gtr = Tracks()
     g_crowd: list[bool] = []
     g_areas_field: list = []
     for ann in gt.get("annotations", []):
@@ -493,20 +187,31 @@ def _evaluate(gt, results, max_dets) -> YTVISEvalResult:
         gtr.cat.append(c)
         g_crowd.append(bool(ann.get("iscrowd", 0)))
         g_areas_field.append(ann.get("areas"))
-    g_area_arr = _gt_mean_areas(g_areas_field)
+    g_area_arr = gt_mean_areas(g_areas_field)
     missing = np.flatnonzero(np.isnan(g_area_arr))
     if len(missing):   # no 'areas' field: the mean of the non-zero mask areas
-        sub = _Tracks()
-        sub.segs, sub.vid = [gtr.segs[i] for i in missing], [gtr.vid[i] for i in missing]
-        g_area_arr[missing] = _mask_areas(sub, sizes).mean_nonzero()
+        g_area_arr[missing] = mask_areas(gtr.subset(missing), sizes).mean_nonzero()
     g_crowd_arr = np.array(g_crowd, bool)
-    g_ig = g_crowd_arr[None, :] | (g_area_arr[None, :] < lo[:, None]) | (g_area_arr[None, :] > hi[:, None])  # [A, G]
+    g_ig = g_crowd_arr[None, :] | (g_area_arr[None, :] < _AREA_LO[:, None]) | (g_area_arr[None, :] > _AREA_HI[:, None])
+    return _GT(gtr, g_crowd_arr, g_ig)
 
-    # ---- predictions: group by (video, category), stable score sort, top max_det
+
+@dataclass
+class _DT:
+    """The predictions used: per (category, video), the top ``max_det`` by score (stable)."""
+
+    tracks: Tracks
+    src: np.ndarray      # [D] index in the results list
+    score: np.ndarray    # [D]
+    rank: np.ndarray     # [D] rank inside its (category, video)
+    rows: dict           # (category, video) -> range of its rows (category-major, then video, then rank)
+
+
+def _predictions(results: Sequence[Mapping], vid_pos: dict, cat_pos: dict, max_det: int) -> _DT:
     unknown = sorted({r["video_id"] for r in results} - set(vid_pos), key=str)
     if unknown:
         raise ValueError(f"results: {len(unknown)} video id(s) not in the GT videos, e.g. {unknown[:5]}")
-    n_vid = max(len(vid_ids), 1)
+    n_vid = max(len(vid_pos), 1)
     cpos = np.array([cat_pos.get(r["category_id"], -1) for r in results], np.int64)
     vpos = np.array([vid_pos[r["video_id"]] for r in results], np.int64)
     score = np.array([r["score"] for r in results], np.float64)
@@ -518,81 +223,91 @@ def _evaluate(gt, results, max_dets) -> YTVISEvalResult:
     rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
     sel = rank < max_det
     order, rank, gkey = order[sel], rank[sel], gkey[sel]
-    dtr = _Tracks()
+    dtr = Tracks()
     dtr.segs = [results[j]["segmentations"] for j in order.tolist()]
     dtr.vid = vpos[order].tolist()
     dtr.cat = cpos[order].tolist()
-    d_src = order
     group_rows: dict[tuple[int, int], range] = {}
     if len(order):
         bounds = np.flatnonzero(np.r_[True, gkey[1:] != gkey[:-1], True])
         for a0, a1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
             group_rows[(dtr.cat[a0], dtr.vid[a0])] = range(a0, a1)
-    nd_all = len(dtr.segs)
-    d_index_of = lambda i: f"#{d_src[i]}"   # noqa: E731  (index in the results list)
+    return _DT(dtr, order, score[order], rank, group_rows)
 
-    # ---- IoU per video for the categories with both GT and predictions (and those tracks' areas)
+
+def _ious_and_areas(g: _GT, d: _DT, sizes: list[tuple[int, int]]) -> tuple[dict, dict, np.ndarray]:
+    """IoU matrices of the (category, video) groups with both GT and predictions (per video, see
+    :func:`~visrc.evaluation.track_iou.pair_ious`), the GT rows of every group, and each prediction's
+    area (the mean of its non-zero mask areas)."""
+    gtr, dtr = g.tracks, d.tracks
     g_by_vc: dict[tuple[int, int], list[int]] = {}
     for i in range(len(gtr.segs)):
         g_by_vc.setdefault((gtr.cat[i], gtr.vid[i]), []).append(i)
-    both = sorted(k for k in group_rows if k in g_by_vc)
+    both = sorted(k for k in d.rows if k in g_by_vc)
+    nd_all = len(dtr.segs)
     d_total = np.zeros(nd_all, np.int64)
     d_nonzero = np.zeros(nd_all, np.int64)
     done = np.zeros(nd_all, bool)
-    d_of = {k: list(group_rows[k]) for k in both}
+    d_of = {k: list(d.rows[k]) for k in both}
+    d_index_of = lambda i: f"#{d.src[i]}"   # noqa: E731  (index in the results list)
+    group_iou = {}
     if both:
         try:
-            ious, rel_rows, D = _pair_ious(both, g_by_vc, d_of, gtr, dtr, sizes, d_index_of)
+            ious, rel_rows, D = pair_ious(both, g_by_vc, d_of, gtr, dtr, sizes, d_index_of, _CHUNK_CHARS)
         except (TypeError, KeyError):   # polygons or uncompressed RLE among these tracks
             for tracks, rows in ((gtr, sorted({i for k in both for i in g_by_vc[k]})),
                                  (dtr, sorted({i for k in both for i in d_of[k]}))):
-                sub = _Tracks()
-                sub.segs, sub.vid = [tracks.segs[i] for i in rows], [tracks.vid[i] for i in rows]
-                _normalize(sub, sizes)
+                sub = tracks.subset(rows)
+                normalize(sub, sizes)
                 for i, segs in zip(rows, sub.segs):
                     tracks.segs[i] = segs
-            ious, rel_rows, D = _pair_ious(both, g_by_vc, d_of, gtr, dtr, sizes, d_index_of)
+            ious, rel_rows, D = pair_ious(both, g_by_vc, d_of, gtr, dtr, sizes, d_index_of, _CHUNK_CHARS)
         group_iou = dict(zip(both, ious))
         d_total[rel_rows], d_nonzero[rel_rows] = D.total, D.nonzero
         done[rel_rows] = True
-    else:
-        group_iou = {}
     # areas of the other predictions (no GT of their category in their video)
     rest = np.flatnonzero(~done)
     if len(rest):
-        sub = _Tracks()
-        sub.segs, sub.vid = [dtr.segs[i] for i in rest], [dtr.vid[i] for i in rest]
-        ra = _mask_areas(sub, sizes)
+        ra = mask_areas(dtr.subset(rest), sizes)
         d_total[rest], d_nonzero[rest] = ra.total, ra.nonzero
     # a prediction's area: the mean of its non-zero mask areas, as np.array(l).mean() gives it
-    d_area_arr = np.where(d_nonzero > 0, d_total.astype(np.float64) / np.maximum(d_nonzero, 1), 0.0)
-    d_out = (d_area_arr[None, :] < lo[:, None]) | (d_area_arr[None, :] > hi[:, None])   # [A, D]
+    d_area = np.where(d_nonzero > 0, d_total.astype(np.float64) / np.maximum(d_nonzero, 1), 0.0)
+    return group_iou, g_by_vc, d_area
 
-    # ---- matching
+
+def _match(g: _GT, d: _DT, group_iou: dict, g_by_vc: dict, d_area: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positives of every prediction: [D, A, T] bool each (ignored ones are neither)."""
+    A, T = len(AREA_RNG), len(IOU_THRS)
+    d_out = (d_area[None, :] < _AREA_LO[:, None]) | (d_area[None, :] > _AREA_HI[:, None])   # [A, D]
     thr = np.minimum(IOU_THRS, 1 - 1e-10)
-    matches = _match_groups([(group_iou[k], g_ig[:, g_by_vc[k]], g_crowd_arr[g_by_vc[k]]) for k in both], thr)
+    both = list(group_iou)
+    matches = match_groups([(group_iou[k], g.ignore[:, g_by_vc[k]], g.crowd[g_by_vc[k]]) for k in both], thr)
+    nd_all = len(d.tracks.segs)
     DTM = np.zeros((nd_all, A, T), bool)
     DTIG = np.zeros((nd_all, A, T), bool)
     for k, (m, mig) in zip(both, matches):
-        rows = group_rows[k]
+        rows = d.rows[k]
         DTM[rows.start:rows.stop] = m.transpose(2, 0, 1)
         DTIG[rows.start:rows.stop] = mig.transpose(2, 0, 1)
     DTIG |= ~DTM & d_out.T[:, :, None]
-    tps_all = DTM & ~DTIG
-    fps_all = ~DTM & ~DTIG
+    return DTM & ~DTIG, ~DTM & ~DTIG
 
-    # ---- accumulate
+
+def _accumulate(g: _GT, d: _DT, tps_all: np.ndarray, fps_all: np.ndarray, K: int,
+                max_dets: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """COCO's precision [T, R, K, A, M] and recall [T, K, A, M] (-1 where undefined)."""
+    A, T, R, M = len(AREA_RNG), len(IOU_THRS), len(REC_THRS), len(max_dets)
     precision = -np.ones((T, R, K, A, M))
     recall = -np.ones((T, K, A, M))
     npig = np.zeros((K, A), np.int64)
     has_gt = np.zeros(K, bool)
-    if len(gtr.cat):
-        gc = np.array(gtr.cat)
-        np.add.at(npig, gc, (~g_ig).T.astype(np.int64))
-        has_gt[gc] = True
-    d_score_arr = score[order]
-    d_rank_arr = rank
-    d_cat_arr = np.array(dtr.cat, np.int64)
+    if len(g.tracks.cat):
+        g_cat = np.array(g.tracks.cat)
+        np.add.at(npig, g_cat, (~g.ignore).T.astype(np.int64))
+        has_gt[g_cat] = True
+    d_score_arr = d.score
+    d_rank_arr = d.rank
+    d_cat_arr = np.array(d.tracks.cat, np.int64)
     cat_bounds = np.searchsorted(d_cat_arr, np.arange(K + 1))
     for k in range(K):
         a0, a1 = cat_bounds[k], cat_bounds[k + 1]
@@ -632,18 +347,7 @@ def _evaluate(gt, results, max_dets) -> YTVISEvalResult:
             prc = pr.reshape(nd, -1).T
             vals = np.where(idx < nd, np.take_along_axis(prc, np.minimum(idx, nd - 1), axis=1), 0.0)
             precision[:, :, k, ok_a, mi] = vals.reshape(len(ok_a), T, R).transpose(1, 2, 0)
-
-    stats = _summarize(precision, recall, max_dets)
-    per_cat = {}
-    for k, c in enumerate(cat_ids):
-        s = precision[:, :, k, 0, -1]
-        per_cat[c] = float(np.mean(s[s > -1])) if (s > -1).any() else -1.0
-    return YTVISEvalResult(
-        stats=stats, per_category=per_cat,
-        category_names={c: str(cats[c].get("name", c)) for c in cat_ids},
-        precision=precision, recall=recall, cat_ids=cat_ids,
-        counts={"videos": len(vid_ids), "gt_tracks": len(gtr.segs), "predictions": len(results),
-                "predictions_used": nd_all, "categories": K})
+    return precision, recall
 
 
 def _summarize(precision: np.ndarray, recall: np.ndarray, max_dets: Sequence[int]) -> dict[str, float]:

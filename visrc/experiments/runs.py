@@ -1,10 +1,14 @@
 """The run cache: train a config once, predict a split once, with machine-wide compute slots.
 
-A run is keyed by (config, data root, seed, epochs, overrides) and lives in
+A run is keyed by (config, data root, seed, epochs, overrides, numeric mode) and lives in
 ``runs/experiments/<config>-<hash>/`` (``VISRC_RUNS_DIR``). Re-executing a notebook reuses the
 checkpoint and the saved per-frame predictions unless ``force=True``; a training that was killed
 resumes from its last checkpoint. Training runs in a subprocess (``python -m visrc train``) so a
-notebook kernel does not carry mmengine's global state, and its log goes to ``train.log``.
+notebook kernel does not carry mmengine's global state, and its log goes to ``train.log``. That
+subprocess starts with :func:`visrc.numerics.pinned_env` (one thread, AVX2 kernels, whatever the
+machine and ``VISRC_TRAIN_SLOTS``), so a run's weights are the same on every machine; with
+``VISRC_NUMERICS=native`` it gets ``cpu_count // training_slots()`` threads and the machine's
+best kernels instead, in run directories of its own.
 """
 from __future__ import annotations
 
@@ -18,17 +22,19 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from visrc import numerics
 from visrc.fileio import atomic_write_json, file_lock, read_json
 from visrc.paths import runs_dir
 
 
 def run_dir(config: str, data_root: str | Path, seed: int = 0, max_epochs: int | None = None,
             cfg_options: dict | None = None) -> Path:
-    """The directory of one (config content, data, seed, schedule, overrides) run: editing a config
-    (or its ``_base_``) gives new runs instead of silently reusing stale checkpoints."""
+    """The directory of one (config content, data, seed, schedule, overrides, numerics) run: editing
+    a config (or its ``_base_``) gives new runs instead of silently reusing stale checkpoints, and
+    pinned and native runs (:func:`visrc.numerics.cache_key`) never share one."""
     key = json.dumps({"config": str(config), "config_text": config_fingerprint(config),
                       "data": str(Path(data_root).resolve()), "seed": seed, "epochs": max_epochs,
-                      "options": cfg_options or {}}, sort_keys=True)
+                      "options": cfg_options or {}, "numerics": numerics.cache_key()}, sort_keys=True)
     name = Path(str(config)).stem
     return runs_dir() / "experiments" / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
@@ -67,9 +73,10 @@ _slot_depth = threading.local()
 @contextmanager
 def compute_slot():
     """Hold one of the machine-wide slots while this thread computes in process (inference,
-    ensembles), with torch limited to a slot's share of the cores. Without it a notebook predicting
-    beside two 1-thread trainings on 2 cores oversubscribes them (measured: the trainings ran 1.75x
-    slower). Re-entrant within a thread; take it after any cache lock, never before one."""
+    ensembles), with torch limited to :data:`visrc.numerics.THREADS` threads (pinned numerics) or
+    to a slot's share of the cores (native). Without it a notebook predicting
+    beside two 1-thread trainings on 2 cores oversubscribes them and slows the trainings down.
+    Re-entrant within a thread; take it after any cache lock, never before one."""
     if getattr(_slot_depth, "n", 0):
         _slot_depth.n += 1
         try:
@@ -81,7 +88,7 @@ def compute_slot():
 
     with _training_slot():
         threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // training_slots()))
+        torch.set_num_threads(numerics.threads(_native_threads()))
         _slot_depth.n = 1
         try:
             yield
@@ -90,14 +97,25 @@ def compute_slot():
             torch.set_num_threads(threads)
 
 
+def _native_threads() -> int:
+    """A slot's share of the cores: the threads of one computation in native numerics."""
+    return max(1, (os.cpu_count() or 1) // training_slots())
+
+
 def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: int | None = None,
                  cfg_options: dict | None = None, force: bool = False, threads: int | None = None) -> Path:
     """Train (or resume, or reuse) and return the final checkpoint's path.
 
     Safe to call from several processes at once: one of them trains a given run while the others
     wait for it, and at most :func:`training_slots` trainings run on the machine at a time.
-    ``threads``: torch/OpenMP threads of the training (default ``cpu_count // training_slots()``).
+    The training subprocess starts with :func:`visrc.numerics.subprocess_env`: pinned, one thread
+    and AVX2 kernels whatever the machine; ``threads`` (native numerics only, default
+    ``cpu_count // training_slots()``) sets its torch/OpenMP threads with ``VISRC_NUMERICS=native``.
+    ``final_checkpoint.json`` records what the training process reported of its numerics.
     """
+    if threads is not None and numerics.mode() == "pinned" and threads != numerics.THREADS:
+        raise ValueError(f"train_cached(threads={threads}): pinned numerics train on {numerics.THREADS} "
+                         f"thread(s); set {numerics.MODE_VARIABLE}=native to choose the thread count")
     work = run_dir(config, data_root, seed, max_epochs, cfg_options)
     done = work / "final_checkpoint.json"
     if done.is_file() and not force:
@@ -108,10 +126,10 @@ def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: 
         cmd += ["--max-epochs", str(max_epochs)]
     if cfg_options:
         cmd += ["--cfg-options"] + [f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}" for k, v in cfg_options.items()]
-    threads = threads or max(1, (os.cpu_count() or 1) // training_slots())
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = numerics.subprocess_env(threads or _native_threads())
+    threads = int(env["OMP_NUM_THREADS"])
     with file_lock(work / ".train.lock"):
-        if done.is_file() and not force:          # another process trained it while we waited
+        if done.is_file() and not force:          # another process trained it meanwhile
             return Path(read_json(done)["checkpoint"])
         with _training_slot():
             print(f"training {config} (seed {seed}) in {work}; log: {work / 'train.log'}", flush=True)
@@ -125,7 +143,9 @@ def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: 
         pointer = work / "last_checkpoint"
         ckpt = (Path(pointer.read_text().strip()) if pointer.is_file()
                 else max(work.glob("epoch_*.pth"), key=lambda p: p.stat().st_mtime))
+        reported = work / numerics.REPORT_FILE           # written by the training process
         atomic_write_json(done, {"checkpoint": str(ckpt), "command": cmd, "threads": threads,
+                                 "numerics": read_json(reported) if reported.is_file() else None,
                                  "train_seconds": round(time.time() - t0, 1)})
         print(f"trained {config} (seed {seed}) in {time.time() - t0:.0f}s", flush=True)
     return ckpt
@@ -133,8 +153,9 @@ def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: 
 
 def train_many(jobs: list[dict]) -> list[Path]:
     """Several :func:`train_cached` runs (``jobs[i]`` = its keyword arguments) side by side, as many at a
-    time as :func:`training_slots` allows (on a 2-core laptop, two 1-thread trainings finish sooner than
-    two 2-thread trainings in a row). Returns the checkpoints in ``jobs`` order; raises after all
+    time as :func:`training_slots` allows (one thread each by default: the toy models scale poorly
+    over threads, so side-by-side 1-thread trainings finish sooner than the same runs in a row).
+    Returns the checkpoints in ``jobs`` order; raises after all
     runs ended if any failed (the others are kept, cached)."""
     from concurrent.futures import ThreadPoolExecutor
 

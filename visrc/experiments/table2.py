@@ -1,10 +1,15 @@
 """Table 2 (paper 3.5.2, 3.5.3, 3.5.5) as cached runs: multi-scale predictions, model ensembles,
-pseudo labels and the retraining on them. What notebooks 04 and 05 call::
+pseudo labels and the retraining on them. Notebooks 04 and 05 call::
 
-    per_scale = predict_scales_cached("toy_baseline", ckpt_a, root, scales=(0.75, 1.0, 1.25))
+    t2 = ensemble_table(root, seeds=[0])               # rows A, B, Ensemble (A, B)
+    runs = t2.runs + multiscale_rows(t2, scales=[0.75, 1.0, 1.25])
+    pl = pseudo_label_table(t2, PseudoLabelConfig(with_masks=False))   # rows 4-6
+
+and the building blocks below::
+
     ens = ensemble_models([("toy_baseline", ckpt_a), ("toy_swin", ckpt_b)], root, scales=(1.0,))
     ens.metrics["AP"]                                  # video AP of the tracked ensemble on valid
-    merged_json, stats = pseudo_label_dataset(ens, root)
+    merged_json, stats = pseudo_label_dataset(ens)
     ckpt_a_pl = retrain_with_pseudo("toy_baseline", ckpt_a, merged_json, root, seed=0)
 
 **Ensemble** (:func:`ensemble_models`): each member's split is predicted at every test scale
@@ -39,6 +44,7 @@ from typing import Sequence
 
 import numpy as np
 
+from visrc.data.boxes import box_iou
 from visrc.fileio import atomic_write_json, read_json
 from visrc.paths import runs_dir
 
@@ -94,7 +100,7 @@ def predict_scales_cached(config, checkpoint, data_root, scales: Sequence[float]
 
 
 def _proposal_fn(predictor, paths: dict):
-    """A :data:`visrc.ensemble.gae.ProposalFn` of one model: frame t of video v -> predict_boxes."""
+    """A :data:`visrc.ensemble.proposals.ProposalFn` of one model: frame t of video v -> predict_boxes."""
     return lambda video_id, t, boxes, labels: predictor.predict_boxes(paths[video_id][t], boxes, labels)
 
 
@@ -156,15 +162,6 @@ def ensemble_models(members: Sequence[Member], data_root, scales: Sequence[float
 
 # ------------------------------------------------------------------------------ pseudo labels
 
-def _xywh_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of xywh boxes a (N, 4), b (M, 4)."""
-    from pycocotools import mask as mask_utils
-
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    return mask_utils.iou(np.asarray(a, np.float64), np.asarray(b, np.float64), np.zeros(len(b), np.uint8))
-
-
 def pseudo_box_precision(pseudo: dict, gt: dict, iou_thr: float = 0.5) -> dict:
     """Precision of pseudo boxes against GT boxes, per frame, one-to-one (greedy by track score):
     ``precision`` (same category), ``precision_agnostic`` (any category), ``gt_recall`` and counts."""
@@ -184,7 +181,7 @@ def pseudo_box_precision(pseudo: dict, gt: dict, iou_thr: float = 0.5) -> dict:
     for key, preds in p_frames.items():
         gts = g_frames.get(key, [])
         preds = sorted(preds, key=lambda p: -p[0])
-        iou = _xywh_iou([p[2] for p in preds], [g[2] for g in gts])
+        iou = box_iou([p[2] for p in preds], [g[2] for g in gts], "xywh")
         for same_class in (True, False):
             used = np.zeros(len(gts), bool)
             for i, p in enumerate(preds):

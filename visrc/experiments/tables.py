@@ -17,8 +17,8 @@ PAPER_TABLE1 = {
     "+TCIS+MultiTask+MSD": dict(AP=0.364, AP50=0.570, AP75=0.402, AR1=0.299, AR10=0.397),
     "+TCIS+MultiTask+MSD+BiTrack": dict(AP=0.388, AP50=0.589, AP75=0.438, AR1=0.320, AR10=0.436),
 }
-# The paper's Table 2 (YouTube-VIS 2021 valid), for side-by-side display only. Our model A is the
-# toy ResNet (toy_baseline; the paper: ResNeSt-101 "S101"), model B the toy Swin (toy_swin; Swin-S).
+# The paper's Table 2 (YouTube-VIS 2021 valid), for side-by-side display only. Model A here is
+# the toy ResNet (toy_baseline; the paper: ResNeSt-101 "S101"), model B the toy Swin (toy_swin; Swin-S).
 # Rows 4-6 train on pseudo-labelled valid and evaluate on valid (the paper's transductive protocol).
 PAPER_TABLE2 = {
     "A": dict(AP=0.418, AP50=0.652, AP75=0.464, AR1=0.340, AR10=0.454),
@@ -32,7 +32,7 @@ PAPER_TABLE2 = {
 
 def summary_table(runs: list[dict], paper: dict | None = None):
     """Rows of ``{"row", "seed", <metric>: value}`` -> a pandas table of mean, std and run count per row
-    (in first-seen row order), with the paper's numbers beside ours when ``paper`` is given."""
+    (in first-seen row order), with the paper's numbers beside the toy runs' when ``paper`` is given."""
     import pandas as pd
 
     df = pd.DataFrame(runs)

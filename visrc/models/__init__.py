@@ -6,9 +6,10 @@ and the ``AtomicCheckpointHook`` / ``RNGStateHook`` hooks (:mod:`~visrc.models.c
 also allow-lists mmengine's checkpoint types for ``torch.load(weights_only=True)``).
 Configs name it in ``custom_imports`` so mmengine tools find the modules too.
 
-Modules: ``vis_model`` (model), ``checkpoint`` (safe loading, atomic save, RNG resume),
-``sync_bn`` (SyncBN on CPU/gloo), ``inference`` (per-frame predictions -> tracks -> results),
-``train_cli`` / ``infer_cli`` (``visrc train`` / ``visrc infer``).
+Modules: ``vis_model`` (model), ``tcis``, ``heads``, ``aux_classes`` (paper components),
+``config`` (config name -> Config, class names, built model), ``predictor`` (per-frame
+predictions of a video), ``checkpoint`` (safe loading, atomic save, RNG resume), ``sync_bn`` /
+``runner`` (SyncBN and DDP on CPU/gloo), ``train_cli`` (``visrc train``).
 """
 from visrc.models.checkpoint import (AtomicCheckpointHook, RNGStateHook, load_checkpoint_file,  # noqa: F401
                                      load_weights, register_safe_globals)

@@ -93,7 +93,7 @@ def drop_aux_classes(scores: Tensor, num_target: int, num_aux: int, mode: str = 
             NMS treats classes independently). Probability mass on auxiliary classes still counts
             against the target classes, so a distractor that looks auxiliary keeps a low target
             score. Removing the auxiliary logits *before* the softmax would renormalise that mass
-            into the target classes and inflate distractor scores; we do not do that.
+            into the target classes and inflate distractor scores, so it is not done.
             ``"argmax"``: additionally zero the target scores of rows whose argmax over the C + K
             foreground classes is auxiliary (the whole RoI is dropped by any score threshold):
             stricter, removes distractors, may lose true objects that were confused.

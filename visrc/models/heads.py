@@ -4,7 +4,7 @@
   against the instances' GT masks rasterised onto the P3 grid.
 * :class:`MultiLabelClsHead` - global average pool on backbone C5 -> one logit per target class;
   BCE against the set of target classes present in the image.
-* Mask scoring: mmdet's ``MaskScoringRoIHead`` + ``MaskIoUHead`` work with our setup as they are
+* Mask scoring: mmdet's ``MaskScoringRoIHead`` + ``MaskIoUHead`` work with visrc's setup as they are
   (BitmapMasks, class-specific mask head over C + K classes, any ``num_classes``; composes with
   ``VISRoIHead`` as ``class X(VISRoIHead, MaskScoringRoIHead)``). Requirements: the mask-IoU head's
   ``num_classes`` equals the mask head's, and ``train_cfg.rcnn.mask_thr_binary`` must be set (the

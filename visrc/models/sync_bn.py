@@ -3,7 +3,7 @@
 torch 2.13's ``nn.SyncBatchNorm`` raises ``SyncBatchNorm expected input tensor to be on GPU`` for
 CPU tensors as soon as a process group exists, and DDP refuses to wrap a CPU module containing it
 (``SyncBatchNorm layers only work with GPU modules``); mmcv's ``MMSyncBN`` needs CUDA ops. The
-paper trains with synchronized BN over 4 GPUs, and we want to run (and test) the same configs
+paper trains with synchronized BN over 4 GPUs, and visrc runs (and tests) the same configs
 with ``torchrun --nproc_per_node=2`` on CPU, so:
 
 * :class:`VisSyncBN` (norm layer ``'VisSyncBN'``) is a plain ``_BatchNorm`` whose training

@@ -218,7 +218,7 @@ def tcis_loss_from_sampling(tcis: TCISModule, mask_head: nn.Module, mask_roi_ext
         mask_size: M of the mask targets (``rcnn_train_cfg.mask_size``).
         rois_per_instance: keep at most this many (random) positives per matched instance and image
             (``None``: all). The paper runs TCIS "for each matched instance"; one RoI per instance
-            keeps mmcv's CPU deformable-conv backward (about 7x its forward) affordable.
+            keeps mmcv's CPU deformable-conv backward (far slower than its forward) affordable.
 
     Returns:
         ``{'loss_mask_tcis': scalar}``.
@@ -271,7 +271,7 @@ class TCISRoIHeadMixin:
     """Adds TCIS to an mmdet ``StandardRoIHead`` subclass without copying its ``loss``.
 
     Use it first in the bases: ``class X(TCISRoIHeadMixin, VISRoIHead)`` or
-    ``class X(TCISRoIHeadMixin, MaskScoringRoIHead)``. ``__init__`` takes
+    ``class X(TCISRoIHeadMixin, VISRoIHead, MaskScoringRoIHead)``. ``__init__`` takes
     ``tcis=dict(in_channels=..., roi_size=..., ...)`` (``None`` or ``enabled=False``: off, the head
     is exactly its base class), ``tcis_loss_weight`` and ``tcis_rois_per_instance`` (see
     :func:`tcis_loss_from_sampling`).
@@ -331,11 +331,6 @@ class TCISRoIHeadMixin:
 @MODELS.register_module()
 class TCISStandardRoIHead(TCISRoIHeadMixin, StandardRoIHead):
     """``StandardRoIHead`` + optional TCIS (see :class:`TCISRoIHeadMixin`)."""
-
-
-@MODELS.register_module()
-class TCISMaskScoringRoIHead(TCISRoIHeadMixin, MaskScoringRoIHead):
-    """``MaskScoringRoIHead`` + optional TCIS (see :class:`TCISRoIHeadMixin`)."""
 
 
 def build_tcis(cfg: Optional[dict]) -> Optional[TCISModule]:

@@ -5,6 +5,12 @@ iterations with an ``IterBasedTrainLoop``, see the config's ``default_hooks.chec
 that was killed resumes from the last one with ``--resume`` and continues the same schedule
 (epoch, iteration, LR schedule, optimizer state and RNG states are restored).
 
+Numerics (:mod:`visrc.numerics`): the command sets torch's threads for ``VISRC_NUMERICS`` (one
+when pinned, the default) and prints one line saying which mode is in force; machine-independent
+numbers also need the process started with :func:`visrc.numerics.pinned_env` (the run cache does
+that; by hand: ``eval "$(python -m visrc.numerics)"`` first). With ``--work-dir`` the line's
+details go to ``numerics.json`` there.
+
 Multi-process: ``torchrun --nproc_per_node=N -m visrc train CONFIG --launcher pytorch``. On a
 machine without CUDA the processes use the gloo backend, DDP without ``device_ids`` and, when the
 config sets ``sync_bn``, :class:`visrc.models.sync_bn.VisSyncBN` (torch's SyncBatchNorm refuses
@@ -92,7 +98,7 @@ def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epoch
 
 
 def _init_cpu_distributed(cfg) -> None:
-    """Start the gloo process group ourselves: mmengine's pytorch launcher calls
+    """Start the gloo process group here: mmengine's pytorch launcher calls
     ``torch.cuda.set_device``, which fails without CUDA."""
     import torch.distributed as dist
     if dist.is_initialized():
@@ -119,6 +125,12 @@ def train(config, **kwargs):
 
 
 def run(args: argparse.Namespace) -> int:
+    from visrc import numerics
+
+    info = numerics.apply_in_process()      # threads; the instruction set needs a pinned start
+    print(f'visrc train: {numerics.summary(info)}', flush=True)
+    if args.work_dir and int(os.environ.get('RANK', '0')) == 0:
+        numerics.write_report(args.work_dir, info)
     train(args.config, work_dir=args.work_dir, resume=args.resume, data_root=args.data_root,
           max_epochs=args.max_epochs, seed=args.seed, cfg_options=args.cfg_options,
           launcher=args.launcher)

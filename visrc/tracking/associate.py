@@ -38,26 +38,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from visrc.data.boxes import box_iou
+from visrc.data.embeddings import unit_rows
 from visrc.data.predictions import FramePredictions, VideoPredictions
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of xyxy boxes: a (N, 4), b (M, 4) -> (N, M). Degenerate boxes give 0."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    return _iou(a[:, None, :], b[None, :, :])
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of broadcastable xyxy arrays (..., 4) -> (...). NaN boxes give NaN."""
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area_a = np.clip(a[..., 2] - a[..., 0], 0, None) * np.clip(a[..., 3] - a[..., 1], 0, None)
-    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
-    union = area_a + area_b - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1), np.where(np.isnan(union), np.nan, 0.0))
 
 
 @dataclass(frozen=True)
@@ -154,7 +137,7 @@ class Tracker:
         if len(self.ids) == 0:
             return np.zeros((len(emb), 0))
         if cfg.similarity == "cosine":
-            sim = _unit(emb) @ _unit(self.embeds).T
+            sim = unit_rows(emb, reduce="sum") @ unit_rows(self.embeds, reduce="sum").T
         else:
             dots = emb @ self.embeds.T
             sim = 0.5 * (_softmax(dots, axis=1) + _softmax(dots, axis=0))
@@ -192,10 +175,6 @@ class Tracker:
     def _keep(self, keep: np.ndarray) -> None:
         self.ids, self.embeds, self.boxes = self.ids[keep], self.embeds[keep], self.boxes[keep]
         self.labels, self.last_seen = self.labels[keep], self.last_seen[keep]
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.sqrt((x * x).sum(1, keepdims=True)), 1e-12)
 
 
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:

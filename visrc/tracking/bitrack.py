@@ -18,22 +18,15 @@ Rules (each a documented choice; the paper gives only the first two):
 * **Merging**: one-to-one, greedy: pairs with mean IoU ``> merge_iou_thr`` (strictly, as in the
   paper) are taken in descending mean IoU (ties: more valid frames, then lower forward index, then
   lower backward index); a pair is skipped if either tracklet is already merged. Default
-  threshold 0.5 (the paper's value is not given), chosen on the toy valid split: see
-  ``merge_iou_thr`` below.
+  threshold 0.5 (the paper gives no value; see ``docs/bitrack.md``).
 * **Merged track**: the union of both tracklets' frames, without mixing their detections where
   both have one. The *base* is the tracklet with more detections (ties: the forward one); the
   merged track is the base's detections plus the other tracklet's in the frames the base lacks.
   A track thus keeps one pass's association chain wherever that pass followed the object, and
   the other pass only extends it (Fig. 4: the backward pass adds the frames forward missed).
-  Why not "the higher-scoring detection per frame" (the rule before): on real predictions an
-  object often has several near-identical detections (e.g. one per class), each followed by its
-  own tracklet; the two passes pair them up arbitrarily (their box IoU is ~1), and a per-frame
-  score pick then switched chains inside a track, so two output tracks collapsed onto the same
-  detections and the same (highest-scoring) class: on the toy valid split it lowered video AP
-  below forward-only tracking (0.228 vs 0.239; 142 detections used by two tracks).
-  Two output tracks may still hold the same detection (a base's detection that the other
-  track's partner also held); they are not de-duplicated: making detections exclusive cut AP
-  on the toy valid split (0.238 vs 0.259), since near-duplicate tracks carry other classes.
+  A per-frame "higher-scoring detection" rule would switch chains between near-duplicate
+  detections (``docs/bitrack.md``). Two output tracks may hold the same detection; they are not
+  de-duplicated, since near-duplicate tracks carry other classes.
 * **Unmatched tracklets** of either pass are kept if they have ``>= min_unmatched_len``
   detections (default 1: keep all, so BiTrack never loses an object that one pass found; AP
   ranks by score, so an extra low-ranked track costs less than a missed one) and, with
@@ -48,12 +41,14 @@ Rules (each a documented choice; the paper gives only the first two):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from visrc.tracking.associate import TrackerConfig, _iou, associate_video
-from visrc.data.predictions import RLE, VideoPredictions
+from visrc.data.boxes import paired_box_iou
+from visrc.data.masks import RLE
+from visrc.data.predictions import VideoPredictions
+from visrc.tracking.associate import TrackerConfig, associate_video
 from visrc.tracking.voting import vote_label
 
 
@@ -62,9 +57,7 @@ class BiTrackConfig:
     """BiTrack settings; ``tracker`` is used for both passes."""
 
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
-    # Toy valid split (toy_baseline predictions, 16 videos; forward-only AP 0.239): BiTrack AP 0.261
-    # at 0.3-0.5, 0.265 at 0.6, 0.262 at 0.7, 0.257 at 0.8, 0.242 at 0.9. 0.5 is kept: per video,
-    # 0.5 and 0.6 give the same AP; 0.6's gain is only the cross-video score ranking (noise).
+    # the paper gives no value; docs/bitrack.md says how 0.5 was chosen and how to re-check it
     merge_iou_thr: float = 0.5
     min_valid_frames: int = 1
     min_unmatched_len: int = 1
@@ -171,7 +164,7 @@ def pair_mean_iou(boxes_f: np.ndarray, boxes_b: np.ndarray, same: np.ndarray | N
     """
     bf, bb = boxes_f[:, None], boxes_b[None, :]
     valid = ~np.isnan(bf[..., 0]) & ~np.isnan(bb[..., 0])  # (Kf, Kb, T)
-    iou = _iou(bf, bb)
+    iou = paired_box_iou(bf, bb)
     if same is not None:
         iou = np.where(same, 1.0, iou)
     n = valid.sum(-1)

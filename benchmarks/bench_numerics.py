@@ -1,0 +1,122 @@
+"""The price of pinned numerics: seconds per toy_baseline training iteration, pinned vs native.
+
+    .venv/bin/python benchmarks/bench_numerics.py [--iters 6] [--rounds 3] [--batch 4]
+
+Each measurement is a fresh process (the instruction-set variables only take effect at start-up):
+one with :func:`visrc.numerics.pinned_env` (1 thread, AVX2 kernels, ``MKL_CBWR``), one with the
+native environment a training gets with ``VISRC_NUMERICS=native`` (``cpu_count //
+VISRC_TRAIN_SLOTS`` threads, the machine's best kernels). Both train toy_baseline from the same
+initial weights on the same 4 key/reference video pairs of the small toy benchmark
+(``runs/data/toy_small_seed0``, generated on first use) and time forward + backward + SGD step
+after one warm-up iteration; rounds alternate the order so load from other processes spreads
+evenly. Prints the median seconds per iteration of each, their ratio (pinned / native: > 1 means
+pinned is slower), the kernels and threads each process reported, and whether the losses of
+repeated processes of one environment are bitwise equal.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _worker(data_root: str, iters: int, batch: int) -> dict:
+    import tempfile
+
+    import torch
+    from mmdet.registry import DATASETS
+    from mmengine.dataset import pseudo_collate
+    from mmengine.runner import set_random_seed
+
+    from visrc import numerics
+    from visrc.models.train_cli import prepare_config
+
+    info = numerics.apply_in_process()
+    cfg = prepare_config("toy_baseline", data_root=data_root, work_dir=tempfile.mkdtemp())
+    from mmdet.registry import MODELS
+
+    set_random_seed(0)                       # python, numpy and torch
+    model = MODELS.build(cfg.model).train()
+    ds = DATASETS.build(cfg.train_dataloader.dataset)
+    set_random_seed(0)                       # reference frames and flips are drawn at random
+    data = pseudo_collate([ds[(i % len(ds), 1)] for i in range(batch)])
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    times, losses = [], []
+    for i in range(iters + 1):
+        set_random_seed(i)                   # the RoI samplers draw at random
+        t0 = time.perf_counter()
+        inputs = model.data_preprocessor(data, True)
+        loss, _ = model.parse_losses(model.loss(**inputs))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i:                                # the first iteration warms up allocators and caches
+            times.append(time.perf_counter() - t0)
+        losses.append(loss.item())
+    return dict(seconds=times, losses=losses, numerics=info)
+
+
+def _measure(env: dict, data_root: Path, iters: int, batch: int) -> dict:
+    env = dict(env, PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, __file__, "--worker", str(data_root), str(iters), str(batch)],
+                         env=env, capture_output=True, text=True)
+    line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+    if out.returncode or not line:
+        print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
+        raise SystemExit("benchmark worker failed")
+    return json.loads(line[0][len("RESULT "):])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--iters", type=int, default=6, help="timed iterations per process")
+    p.add_argument("--rounds", type=int, default=3, help="processes per environment")
+    p.add_argument("--batch", type=int, default=4, help="key/reference video pairs per iteration")
+    p.add_argument("--worker", nargs=3, metavar=("DATA_ROOT", "ITERS", "BATCH"), help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.worker:
+        root, iters, batch = a.worker
+        print("RESULT " + json.dumps(_worker(root, int(iters), int(batch))))
+        return 0
+
+    sys.path.insert(0, str(REPO))
+    from visrc import numerics
+    from visrc.data.toy import toy_root
+    from visrc.experiments.runs import training_slots
+
+    root = toy_root("small")
+    native_threads = max(1, (os.cpu_count() or 1) // training_slots())
+    base = {k: v for k, v in os.environ.items() if k not in numerics.PINNED}
+    envs = {"pinned": numerics.pinned_env(base),
+            "native": numerics.subprocess_env(native_threads, dict(base, **{numerics.MODE_VARIABLE: "native"}))}
+    t_start = time.perf_counter()
+    runs: dict[str, list[dict]] = {name: [] for name in envs}
+    for r in range(a.rounds):
+        for name in (list(envs) if r % 2 == 0 else list(envs)[::-1]):
+            runs[name].append(_measure(envs[name], root, a.iters, a.batch))
+
+    med = {name: statistics.median(s for r in rs for s in r["seconds"]) for name, rs in runs.items()}
+    print(f"toy_baseline training on the small toy preset, batch {a.batch}: median of {a.iters} iterations x "
+          f"{a.rounds} processes per environment; {os.cpu_count()} cores, VISRC_TRAIN_SLOTS={training_slots()}")
+    for name, rs in runs.items():
+        info = rs[0]["numerics"]
+        same = all(r["losses"] == rs[0]["losses"] for r in rs)
+        print(f"  {name:<7} {med[name]:7.3f} s/iter  ({info['torch_threads']} thread(s), {info['cpu_capability']} "
+              f"kernels, MKL_CBWR={info['variables']['MKL_CBWR']}; losses of its {len(rs)} processes "
+              f"{'bitwise equal' if same else 'DIFFER'}; last loss {rs[0]['losses'][-1]!r})")
+    print(f"  ratio pinned / native: {med['pinned'] / med['native']:.3f}  (> 1: pinned is slower)")
+    same_across = runs["pinned"][0]["losses"] == runs["native"][0]["losses"]
+    print(f"  pinned and native losses {'bitwise equal' if same_across else 'differ'} on this machine "
+          f"({runs['pinned'][0]['numerics']['cpu']}); wall time {time.perf_counter() - t_start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The experiment modules' small decisions, without training: the Table 1 association choice and MSD
+epoch length, re-tracking saved predictions under other thresholds, the summary tables, and the
+video that illustrates BiTrack (Fig. 4)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from visrc.experiments.bitrack_study import choose_fig4_video, explorer_predictions
+from visrc.experiments.table1 import TABLE1_ROWS, TRACKER_GRID, choose_association, msd_epoch_options
+from visrc.experiments.tables import PAPER_TABLE1, TABLE_METRICS, metrics_row, summary_table
+
+
+def _sens(row, point, seed, ap):
+    return {"row": row, "seed": seed, "init_score_thr": point[0], "obj_score_thr": point[1], "AP": ap}
+
+
+def test_choose_association_takes_the_best_mean_over_seeds_of_the_row():
+    sens = [_sens("baseline", (0.5, 0.3), 0, 0.30), _sens("baseline", (0.5, 0.3), 1, 0.10),   # mean 0.20
+            _sens("baseline", (0.3, 0.2), 0, 0.25), _sens("baseline", (0.3, 0.2), 1, 0.21),   # mean 0.23
+            _sens("+TCIS", (0.5, 0.3), 0, 0.90)]                                              # another row
+    assert choose_association(sens, "baseline") == dict(init_score_thr=0.3, obj_score_thr=0.2)
+    assert choose_association(sens, "+TCIS") == dict(init_score_thr=0.5, obj_score_thr=0.3)
+
+
+def test_choose_association_ties_go_to_the_earlier_grid_point():
+    sens = [_sens("baseline", p, 0, 0.2) for p in TRACKER_GRID]
+    assert choose_association(sens, "baseline") == dict(init_score_thr=TRACKER_GRID[0][0],
+                                                        obj_score_thr=TRACKER_GRID[0][1])
+    sens = [_sens("baseline", p, 0, ap) for p, ap in zip(TRACKER_GRID, (0.1, 0.3, 0.3, 0.2))]
+    assert choose_association(sens, "baseline") == dict(init_score_thr=TRACKER_GRID[1][0],
+                                                        obj_score_thr=TRACKER_GRID[1][1])
+
+
+def test_choose_association_without_runs_of_the_row_raises():
+    with pytest.raises(ValueError, match="no runs of row 'baseline'"):
+        choose_association([_sens("+TCIS", (0.5, 0.3), 0, 0.2)], "baseline")
+    with pytest.raises(ValueError, match="no runs"):
+        choose_association([], "baseline")
+
+
+def test_msd_epoch_options_only_for_the_msd_config():
+    assert [config for _, config in TABLE1_ROWS][-1] == "toy_tcis_multitask_msd"
+    assert msd_epoch_options("toy_tcis_multitask_msd", 36) == {"train_dataloader.sampler.length": 36}
+    assert msd_epoch_options("toy_tcis_multitask_msd", None) is None
+    for config in ("toy_baseline", "toy_tcis", "toy_tcis_multitask"):
+        assert msd_epoch_options(config, 36) is None
+
+
+def test_msd_epoch_options_set_the_sampler_length(toy_small):
+    from visrc.models.train_cli import prepare_config
+
+    opts = msd_epoch_options("toy_tcis_multitask_msd", 36)
+    cfg = prepare_config("toy_tcis_multitask_msd", data_root=str(toy_small), cfg_options=opts)
+    assert cfg.train_dataloader.sampler.type == "MixedSourceSampler" and cfg.train_dataloader.sampler.length == 36
+
+
+def test_evaluate_tracking_retracks_saved_predictions_with_the_given_thresholds(toy_small, tmp_path, monkeypatch):
+    """The predictions of a run are tracked again under each setting; no model runs."""
+    from visrc.data.predictions import predictions_from_gt, save_predictions
+    from visrc.data.ytvis import load_ytvis
+    from visrc.experiments import table1
+
+    gt = load_ytvis(toy_small / "valid" / "instances.json")
+    assert [c["name"] for c in gt["categories"]] == ["fish", "shark", "turtle", "bird", "car", "truck"]
+    path = save_predictions(predictions_from_gt(gt, dim=16, seed=0, min_score=0.3), tmp_path / "p.npz")
+    calls = []
+
+    def fake_predict_cached(config, checkpoint, data_root, *a, **k):
+        calls.append((config, checkpoint, data_root))
+        return {"predictions": str(path)}
+
+    monkeypatch.setattr(table1, "predict_cached", fake_predict_cached)
+    both = table1.evaluate_tracking("toy_baseline", "ckpt.pth", toy_small, tracker=dict(init_score_thr=0.2),
+                                    modes=("forward", "bitrack"))
+    assert calls == [("toy_baseline", "ckpt.pth", toy_small)]
+    assert list(both) == ["forward", "bitrack"] and all(set(m) == set(TABLE_METRICS) for m in both.values())
+    assert 0 < both["forward"]["AP"] <= both["bitrack"]["AP"] <= 1
+    strict = table1.evaluate_tracking("toy_baseline", "ckpt.pth", toy_small, tracker=dict(init_score_thr=0.99))
+    assert list(strict) == ["forward"] and strict["forward"]["AP"] < both["forward"]["AP"]
+
+
+def test_metrics_row_and_summary_table():
+    m = {"AP": 0.5, "AP50": 0.7, "AP75": 0.4, "AR1": 0.3, "AR10": 0.6, "APs": 0.1}
+    assert metrics_row(m) == {k: m[k] for k in TABLE_METRICS}
+    with pytest.raises(KeyError):
+        metrics_row({"AP": 0.5})
+    runs = [{"row": "+TCIS", "seed": 0, **m}, {"row": "baseline", "seed": 0, **m},
+            {"row": "baseline", "seed": 1, **dict(m, AP=0.3)}]
+    table = summary_table(runs)
+    assert list(table.index) == ["+TCIS", "baseline"]                       # first-seen order
+    assert table.loc["baseline", "seeds"] == 2 and table.loc["baseline", "AP mean"] == pytest.approx(0.4)
+    assert table.loc["baseline", "AP std"] == pytest.approx(np.std([0.5, 0.3], ddof=1))
+    assert "paper AP" not in table.columns
+    with_paper = summary_table(runs, PAPER_TABLE1)
+    assert with_paper.loc["baseline", "paper AP"] == PAPER_TABLE1["baseline"]["AP"]
+    assert with_paper.loc["+TCIS", "paper AP50"] == PAPER_TABLE1["+TCIS"]["AP50"]
+
+
+def _result(n_forward, n_backward, n_pairs):
+    return SimpleNamespace(forward=np.zeros((n_forward, 4)), backward=np.zeros((n_backward, 4)),
+                           pairs=np.zeros((n_pairs, 2)))
+
+
+def test_choose_fig4_video_prefers_one_direction_tracklets_then_merges():
+    results = {1: _result(3, 3, 3), 2: _result(2, 4, 1), 3: _result(5, 3, 2), 4: _result(1, 1, 9)}
+    assert choose_fig4_video(results) == 3                 # |5 - 3| = |2 - 4| = 2: more merges wins
+    assert choose_fig4_video({1: _result(3, 3, 3), 4: _result(1, 1, 9)}) == 4
+    assert choose_fig4_video({7: _result(0, 0, 0)}) == 7
+
+
+def test_choose_fig4_video_on_real_bitrack_results():
+    from visrc.tracking import bitrack, synthetic_video
+
+    videos = [synthetic_video(video_id=i, num_frames=5, num_objects=2 + i, dim=8, height=40, width=60, seed=i)
+              for i in range(3)]
+    results = {v.video_id: bitrack(v) for v in videos}
+    chosen = choose_fig4_video(results)
+    key = {vid: (abs(len(r.forward) - len(r.backward)), len(r.pairs)) for vid, r in results.items()}
+    assert chosen in results and key[chosen] == max(key.values())
+
+
+def test_explorer_predictions_from_noisy_ground_truth(toy_small):
+    videos, names = explorer_predictions("gt_noisy", toy_small, label_flip=0.0)
+    assert names == ["fish", "shark", "turtle", "bird", "car", "truck"]
+    from visrc.data.ytvis import load_ytvis
+
+    gt = load_ytvis(toy_small / "valid" / "instances.json")
+    assert [v.video_id for v in videos] == [v["id"] for v in gt["videos"]]
+    visible = sum(s is not None for a in gt["annotations"] for s in a["segmentations"])
+    assert sum(len(f) for v in videos for f in v.frames) == visible
+    with pytest.raises(ValueError, match="source must be one of"):
+        explorer_predictions("oracle", toy_small)
