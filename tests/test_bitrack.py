@@ -237,63 +237,6 @@ def test_build_config():
     assert build_bitrack_config(None) == BiTrackConfig()
 
 
-# ------------------------------------------------------------------------------------------ explorer
-
-def _explorer_videos():
-    weak_first = make_video([{"frames": range(6), "box": lambda t: (10 + 3 * t, 10, 40 + 3 * t, 40), "emb": 0,
-                              "score": lambda t: 0.35 if t < 2 else 0.9},
-                             {"frames": range(1, 6), "box": (50, 50, 90, 80), "emb": 1, "label": 1}], 6, video_id=4, masks=True)
-    single = make_video([{"frames": [0], "box": (0, 0, 10, 10)}], 1, video_id=9)
-    return [weak_first, single, VideoPredictions(12, 30, 30, [])]
-
-
-def test_fig4_figure_is_saved(tmp_path, monkeypatch):
-    from visrc.viz.bitrack_explorer import plot_bitrack_fig4
-    monkeypatch.setenv("VISRC_FIGURES_DIR", str(tmp_path))
-    video = _explorer_videos()[0]
-    fig = plot_bitrack_fig4(video, n_frames=3, class_names=["fish", "shark"], name="bitrack_fig4_test")
-    assert len(fig.axes) == 9 and [ax.get_title() for ax in fig.axes[:3]] == ["frame 0", "frame 2", "frame 5"]
-    assert (tmp_path / "bitrack_fig4_test.png").stat().st_size > 1000
-    captions = [t.get_text() for t in fig.axes[6].texts]  # merged row, frame 0: the object only backward followed
-    assert captions == ["M1 fish 0.72 (F1+B0)"]  # forward numbered it second: it started later
-    assert [t.get_text() for t in fig.axes[0].texts] == []  # forward row, frame 0: not yet tracked
-    with pytest.raises(ValueError, match="no frames"):
-        plot_bitrack_fig4(_explorer_videos()[2])
-
-
-def test_pair_table_marks_merged_and_above_threshold():
-    from visrc.viz.bitrack_explorer import pair_table_html
-    video = VideoPredictions(1, 100, 100, [FramePredictions([[0, 0, 10, 10], [0, 0, 10, 20]], [0.6, 0.8], [0, 1], np.eye(2))])
-    res = merge_tracklets(video, [[0], [-1]], [[1]], BiTrackConfig(merge_iou_thr=0.5))
-    table = pair_table_html(res, 0.5)
-    assert '<td style="">0.50<sub>1</sub></td>' in table and "&ndash;" in table  # F1 has no valid frame with B0
-    res = merge_tracklets(video, [[0], [-1]], [[1]], BiTrackConfig(merge_iou_thr=0.4))
-    assert '<td style="background:#cde8c4;font-weight:bold;">0.50<sub>1</sub></td>' in pair_table_html(res, 0.4)
-
-
-def test_explorer_builds_headless_and_callbacks_update():
-    from visrc.viz.bitrack_explorer import BiTrackExplorer
-    ex = BiTrackExplorer(_explorer_videos(), class_names=["fish", "shark"], n_cols=3)
-    assert ex.image.value[:4] == b"\x89PNG" and "2 merged pairs" in ex.info.value
-    assert ex.frames_shown() == [0, 1, 2] and len(ex.figure.axes) == 9
-    ex.frame.value = 4
-    assert ex.frames_shown() == [4, 5] and len(ex.figure.axes) == 6
-    ex.threshold.value = 1.0  # mean IoU 1.0 is not > 1.0: nothing merges, all 4 tracklets kept unmatched
-    assert len(ex.result.pairs) == 0 and len(ex.result.tracks) == 4 and "0 merged pairs" in ex.info.value
-    assert "1.00<sub>5</sub>" in ex.info.value and "font-weight" not in ex.info.value
-    ex.threshold.value = 0.5
-    assert len(ex.result.pairs) == 2
-    ex.video.value = 9
-    assert ex.frame.value == 0 and ex.frame.max == 0 and ex.frames_shown() == [0]
-    assert ex.result.pairs.tolist() == [[0, 0]] and len(ex.figure.axes) == 3
-    ex.video.value = 12  # a video without frames: no figure, the table still renders
-    assert ex.figure is None and ex.image.value == b"" and "0 frames" in ex.info.value
-    ex.video.value = 4
-    assert ex._passes.keys() == {4, 9, 12}  # passes cached, only the merge re-ran
-    with pytest.raises(ValueError, match="at least one video"):
-        BiTrackExplorer([])
-
-
 def test_oracle_predictions_on_toy(toy_small, tmp_path):
     """GT-derived detections -> saved file -> tracking -> results -> the evaluator."""
     from visrc.data.predictions import load_predictions, predictions_from_gt, save_predictions

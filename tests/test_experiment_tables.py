@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from visrc.experiments.bitrack_study import choose_fig4_video, explorer_predictions
+from visrc.experiments.bitrack_study import choose_fig4_video, explorer_predictions, fig4_ranking
 from visrc.experiments.table1 import TABLE1_ROWS, TRACKER_GRID, choose_association, msd_epoch_options
 from visrc.experiments.tables import PAPER_TABLE1, TABLE_METRICS, metrics_row, summary_table
 
@@ -101,7 +101,7 @@ def test_metrics_row_and_summary_table():
 
 def _result(n_forward, n_backward, n_pairs):
     return SimpleNamespace(forward=np.zeros((n_forward, 4)), backward=np.zeros((n_backward, 4)),
-                           pairs=np.zeros((n_pairs, 2)))
+                           pairs=np.zeros((n_pairs, 2)), tracks=[])
 
 
 def test_choose_fig4_video_prefers_one_direction_tracklets_then_merges():
@@ -111,6 +111,19 @@ def test_choose_fig4_video_prefers_one_direction_tracklets_then_merges():
     assert choose_fig4_video({7: _result(0, 0, 0)}) == 7
 
 
+def test_choose_fig4_video_prefers_frames_only_the_backward_pass_followed():
+    from visrc.tracking import FramePredictions, VideoPredictions, merge_tracklets
+
+    frame = FramePredictions([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.9], [0, 0], np.eye(2))
+    video = VideoPredictions(2, 100, 100, [frame] * 4)
+    filled = merge_tracklets(video, [[-1, -1, 0, 0]], [[0, 0, 0, 0]])           # backward adds frames 0-1
+    only_backward = merge_tracklets(video, [[0, 0, 0, 0]], [[0, 0, 0, 0], [1, 1, 1, -1]])  # B1: no forward holds it
+    same = merge_tracklets(video, [[0, 0, 0, 0], [1, 1, 1, 1]], [[0, 0, 0, 0], [1, 1, 1, 1]])
+    assert [fig4_ranking(r)[0] for r in (filled, only_backward, same)] == [2, 3, 0]
+    assert choose_fig4_video({1: filled, 2: only_backward, 3: same, 4: _result(9, 1, 9)}) == 2
+    assert choose_fig4_video({1: filled, 3: same, 4: _result(9, 1, 9)}) == 1
+
+
 def test_choose_fig4_video_on_real_bitrack_results():
     from visrc.tracking import bitrack, synthetic_video
 
@@ -118,12 +131,13 @@ def test_choose_fig4_video_on_real_bitrack_results():
               for i in range(3)]
     results = {v.video_id: bitrack(v) for v in videos}
     chosen = choose_fig4_video(results)
-    key = {vid: (abs(len(r.forward) - len(r.backward)), len(r.pairs)) for vid, r in results.items()}
+    key = {vid: fig4_ranking(r) for vid, r in results.items()}
     assert chosen in results and key[chosen] == max(key.values())
 
 
 def test_explorer_predictions_from_noisy_ground_truth(toy_small):
-    videos, names = explorer_predictions("gt_noisy", toy_small, label_flip=0.0)
+    videos, names = explorer_predictions("gt_noisy", toy_small, label_flip=0.0, box_jitter=0.0, miss_rate=0.0,
+                                         duplicate_rate=0.0)
     assert names == ["fish", "shark", "turtle", "bird", "car", "truck"]
     from visrc.data.ytvis import load_ytvis
 

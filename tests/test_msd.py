@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from visrc.data.masks import encode_mask
-from visrc.data.msd import (MixedSourceSampler, affine_matrix, load_coco_style, masks_to_boxes, mixed_source_indices,
-                            pseudo_pair, sample_masks, source_counts, warp_boxes)
+from visrc.data.msd import MixedSourceSampler, load_coco_style, mixed_source_indices, sample_masks, source_counts
+from visrc.data.pseudo_frames import affine_matrix, masks_to_boxes, pseudo_pair, warp_boxes
 
 COLORS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
 
@@ -202,7 +202,7 @@ def test_mixed_source_sampler_on_concat_dataset():
 def test_mmdet_pipeline_still_image_to_track_pair(tmp_path):
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    from visrc.data.msd import MSDImageDataset  # noqa: F401  (registers the dataset and transforms)
+    import visrc.registry  # noqa: F401  (registers the dataset and transforms)
     root = _write_sets(tmp_path)
     pipeline = [
         dict(type="UniformRefFrameSample", num_ref_imgs=1, frame_range=2, filter_key_img=True),
@@ -240,7 +240,7 @@ def test_concat_with_sampler_from_registry(tmp_path):
     from mmdet.registry import DATA_SAMPLERS, DATASETS
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    import visrc.data.msd  # noqa: F401
+    import visrc.registry  # noqa: F401
     root = _write_sets(tmp_path)
     common = dict(type="MSDImageDataset", num_aux=2, metainfo=dict(classes=list(TARGETS)), pipeline=[])
     coco = DATASETS.build(dict(common, ann_file=str(root / "coco/annotations.json"),

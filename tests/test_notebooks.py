@@ -87,7 +87,7 @@ def _check_04(m, toy):
 
 
 def _check_05(m, toy):
-    assert set(m) == {"runs", "pseudo_labels", "seeds", "scales", "models", "retrain", "data"}
+    assert set(m) == {"runs", "pseudo_labels", "seeds", "scales", "pseudo_tracker", "models", "retrain", "data"}
     assert m["data"] == "toy:small" and m["retrain"]["epochs"] == 1 and m["retrain"]["control"] is True
     _check_runs(m["runs"], ["A", "B", "Ensemble (A, B)", "A + fine-tune, no pseudo (control)",
                             "B + fine-tune, no pseudo (control)", "A + pseudo", "B + pseudo",
@@ -110,9 +110,10 @@ def _check_05(m, toy):
 def _check_06(m, toy):
     from visrc.evaluation.ytvis_eval import SUMMARY_KEYS
 
-    assert set(m) == {"source", "merge_iou_thr", "example_video"} | \
+    assert set(m) == {"source", "merge_iou_thr", "min_valid_frames", "example_video", "gt_noisy"} | \
         {f"{mode}_{k}" for mode in ("forward", "bitrack") for k in SUMMARY_KEYS}
-    assert m["source"] == "gt_noisy" and m["merge_iou_thr"] == 0.5
+    assert m["source"] == "gt_noisy" and m["merge_iou_thr"] == 0.5 and m["min_valid_frames"] == 1
+    assert set(m["gt_noisy"]) == {"emb_noise", "label_flip", "box_jitter", "miss_rate", "duplicate_rate"}
     assert m["example_video"] in {v["id"] for v in toy["valid"]["videos"]}
     assert all(v == -1.0 or _unit(v) for k, v in m.items() if k.startswith(("forward_", "bitrack_")))
     assert all(0 < m[f"{mode}_AP"] <= 1 for mode in ("forward", "bitrack"))      # detections from the GT

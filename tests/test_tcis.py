@@ -10,7 +10,7 @@ from mmengine.structures import InstanceData
 
 from mmdet.models.roi_heads.mask_heads import FCNMaskHead
 from mmdet.structures.mask import BitmapMasks
-from visrc.data.msd import masks_to_boxes
+from visrc.data.pseudo_frames import masks_to_boxes
 from visrc.models.tcis import (TCISModule, _random_k_per_instance, build_tcis, crop_masks_to_rois,
                                match_ref_instances, tcis_loss_from_sampling, tcis_mask_loss)
 

@@ -273,6 +273,38 @@ def test_predictions_from_gt():
     np.testing.assert_array_equal(again.frames[2].embeddings, v.frames[2].embeddings)  # deterministic per seed
 
 
+def test_predictions_from_gt_imperfections():
+    from visrc.data.predictions import predictions_from_gt
+    m = np.zeros((40, 60), np.uint8)
+    m[2:22, 3:33] = 1
+    rle = encode_mask(m)
+    T = 6
+    gt = {"videos": [{"id": 1, "length": T, "height": 40, "width": 60, "file_names": ["f"] * T}],
+          "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+          "annotations": [{"id": k, "video_id": 1, "category_id": 1 + k, "segmentations": [rle] * T,
+                           "bboxes": [[3, 2, 30, 20]] * T, "areas": [600.0] * T} for k in range(2)]}
+    (plain,) = predictions_from_gt(gt, dim=4, seed=3)
+    (off,) = predictions_from_gt(gt, dim=4, seed=3, box_jitter=0.0, miss_rate=0.0, duplicate_rate=0.0)
+    (jit,) = predictions_from_gt(gt, dim=4, seed=3, box_jitter=0.1)
+    (dup,) = predictions_from_gt(gt, dim=4, seed=3, duplicate_rate=1.0, box_jitter=0.1)
+    (miss,) = predictions_from_gt(gt, dim=4, seed=3, miss_rate=1.0)
+    for t in range(T):
+        p, o, j, d = plain.frames[t], off.frames[t], jit.frames[t], dup.frames[t]
+        for name in ("boxes", "scores", "labels", "embeddings"):
+            np.testing.assert_array_equal(getattr(o, name), getattr(p, name))           # off by default
+            if name != "boxes":
+                np.testing.assert_array_equal(getattr(j, name), getattr(p, name))       # jitter moves boxes only
+                np.testing.assert_array_equal(getattr(d, name)[:2], getattr(p, name))   # originals kept, in order
+        assert not np.allclose(j.boxes, p.boxes) and np.all(j.boxes[:, 2:] >= j.boxes[:, :2])
+        assert np.all(j.boxes >= 0) and np.all(j.boxes[:, [0, 2]] <= 60) and np.all(j.boxes[:, [1, 3]] <= 40)
+        assert len(d) == 4 and d.labels[2:].tolist() == p.labels.tolist() and np.all(d.scores[2:] < p.scores)
+        assert d.masks[2:] == p.masks and len(miss.frames[t]) == 0
+    (some,) = predictions_from_gt(gt, dim=4, seed=3, miss_rate=0.5)
+    assert 0 < sum(len(f) for f in some.frames) < 2 * T
+    with pytest.raises(ValueError, match="miss_rate"):
+        predictions_from_gt(gt, miss_rate=1.5)
+
+
 def test_tracking_re_exports_the_predictions_of_the_data_layer():
     import visrc.data.predictions as predictions
     import visrc.tracking as tracking

@@ -2,16 +2,24 @@
 
 Subcommand modules expose ``add_arguments(parser)`` and ``run(args) -> int`` and are imported
 lazily, so ``visrc validate`` does not pay for importing torch/mmdet.
+
+Errors: an expected failure (a missing file or folder, bad JSON, a file breaking the YouTube-VIS
+or predictions format, a checkpoint that does not load, an unknown config name, an undecodable
+frame, a ``ValueError`` raised by visrc) prints one line, ``visrc COMMAND: error: <file>: <problem>``,
+on stderr and exits 1; ``visrc --debug COMMAND ...`` shows the traceback instead.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
 import sys
 
 # name -> (module, one-line help)
 SUBCOMMANDS = {
     "make-toy": ("visrc.data.toy_cli", "generate the embedded synthetic VIS benchmark"),
+    "split-train": ("visrc.data.split_cli", "carve a held-out set of videos from a train JSON for local AP"),
     "validate": ("visrc.evaluation.validate_cli", "validate a YouTube-VIS annotation or results JSON"),
     "evaluate": ("visrc.evaluation.evaluate_cli", "video AP of a results file against YouTube-VIS GT"),
     "train": ("visrc.models.train_cli", "train a model config on mmengine's Runner"),
@@ -31,9 +39,50 @@ def _load(name: str):
         raise
 
 
+def _raised_by_visrc(exc: BaseException) -> bool:
+    """Whether the innermost frame of ``exc``'s traceback is visrc code (so its message was written
+    for the user, not a library's internal ValueError)."""
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    if last is None:
+        return False
+    package = os.path.dirname(os.path.abspath(__file__))
+    return os.path.abspath(last.tb_frame.f_code.co_filename).startswith(package + os.sep)
+
+
+def expected_error(exc: BaseException) -> str | None:
+    """The one-line message for an expected failure, or None for anything else (a bug: traceback).
+
+    Expected: a missing file or folder (``FileNotFoundError``, ``NotADirectoryError``,
+    ``IsADirectoryError``), ``json.JSONDecodeError``, the format errors
+    (:class:`visrc.data.ytvis.YTVISFormatError`, :class:`visrc.data.predictions.PredictionsFormatError`),
+    :class:`visrc.models.checkpoint.CheckpointError`, and a ``ValueError`` raised in visrc's own code."""
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+        msg = str(exc) if not exc.filename or str(exc.filename) in str(exc) else f"{exc.filename}: {exc.strerror}"
+    elif isinstance(exc, json.JSONDecodeError):
+        msg = f"not valid JSON: {exc}"
+    elif isinstance(exc, ValueError) and (type(exc).__name__ in ("YTVISFormatError", "PredictionsFormatError",
+                                                                 "CheckpointError") or _raised_by_visrc(exc)):
+        msg = str(exc)
+    else:
+        return None
+    return " ".join(msg.split()) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="visrc", description=__doc__.splitlines()[0])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = False
+    while argv and argv[0] in ("--debug", "--version"):
+        if argv.pop(0) == "--version":
+            from visrc import __version__
+            print(f"visrc {__version__}")
+            return 0
+        debug = True
+    parser = argparse.ArgumentParser(prog="visrc", description=__doc__.splitlines()[0],
+                                     epilog="--debug (before COMMAND): show the traceback of a failure; "
+                                            "--version: print the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_) in SUBCOMMANDS.items():
         sub.add_parser(name, help=help_, add_help=False)
@@ -44,7 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     cmd_parser = argparse.ArgumentParser(prog=f"visrc {argv[0]}", description=SUBCOMMANDS[argv[0]][1])
     mod.add_arguments(cmd_parser)
     args = cmd_parser.parse_args(argv[1:])
-    return int(mod.run(args) or 0)
+    try:
+        return int(mod.run(args) or 0)
+    except Exception as exc:
+        msg = None if debug else expected_error(exc)
+        if msg is None:
+            raise
+        print(f"visrc {argv[0]}: error: {msg}", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """``visrc demo CONFIG CHECKPOINT VIDEO_DIR --out out.mp4|out.gif``
 
-Runs the model over the frames of one video (the images in VIDEO_DIR, in name order), associates
+Runs the model over the frames of one video (the images in VIDEO_DIR, in natural name order:
+``2.jpg`` before ``10.jpg``; :func:`visrc.data.frames.list_frames`), associates
 the detections into tracks and draws every tracked instance: its mask in the track's colour, its
 box, and ``#track-id class score``. ``--mode bitrack`` uses BiTrack (paper 3.4) instead of the
 online forward association.
@@ -10,14 +11,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-IMG_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
+from visrc.data.frames import list_frames
+
+VIDEO_SUFFIXES = ('.gif', '.mp4', '.avi')
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('config')
     p.add_argument('checkpoint')
     p.add_argument('video_dir', help='folder with the frames of one video')
-    p.add_argument('--out', required=True, help='output .gif or .mp4')
+    p.add_argument('--out', required=True, help='output .gif, .mp4 or .avi')
     p.add_argument('--mode', choices=['forward', 'bitrack'], default=None)
     p.add_argument('--score-thr', type=float, default=0.3, help='hide tracks scoring below this')
     p.add_argument('--fps', type=float, default=6.0)
@@ -25,11 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--device', default='cpu')
 
 
-def list_frames(video_dir: str | Path) -> list[Path]:
-    frames = sorted(p for p in Path(video_dir).iterdir() if p.suffix.lower() in IMG_SUFFIXES)
-    if not frames:
-        raise SystemExit(f'{video_dir}: no image frames ({", ".join(IMG_SUFFIXES)})')
-    return frames
+def check_out(out: str | Path) -> Path:
+    """``--out`` before any work: a .gif/.mp4/.avi file path, not an existing directory."""
+    out = Path(out)
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f'{out}: --out must end in {", ".join(VIDEO_SUFFIXES)} (got {out.suffix or "no suffix"!r})')
+    if out.is_dir():
+        raise IsADirectoryError(f'{out}: --out is a directory; give a video file path')
+    return out
 
 
 def render_demo(config, checkpoint, video_dir, out, mode=None, score_thr=0.3, fps=6.0,
@@ -43,8 +49,9 @@ def render_demo(config, checkpoint, video_dir, out, mode=None, score_thr=0.3, fp
     from visrc.tracking import build_bitrack_config, track_split
     from visrc.viz.draw import draw_frame, tracks_to_frames, write_video
 
-    cfg = load_config(config)
+    check_out(out)
     paths = list_frames(video_dir)[:max_frames]
+    cfg = load_config(config)
     predictor = VideoPredictor.from_files(cfg, checkpoint, device)
     video = predictor.predict_video([str(p) for p in paths], video_id=0)
     mode = mode or cfg.get('tracking_mode', 'forward')

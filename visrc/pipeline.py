@@ -13,11 +13,12 @@ notebooks all go through these functions; a split's per-frame predictions are sa
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-from visrc.data.categories import label_to_category
+from visrc.data.categories import label_to_category, unmatched_classes
 
 DEFAULT_TEST_SPLIT = dict(ann_file="valid/instances.json", img_prefix="valid/JPEGImages")
 
@@ -61,22 +62,47 @@ def config_tracking(config):
     return build_bitrack_config(cfg.get("tracking")), cfg.get("tracking_mode", "forward")
 
 
+def match_categories(classes, gt: dict, source: str | os.PathLike | None = None,
+                     class_map: dict | None = None) -> dict[int, int]:
+    """:func:`visrc.data.categories.label_to_category` of the model's ``classes`` against ``gt``'s
+    categories, checked: ``ValueError`` (naming ``source``, the annotation file) when no class
+    matches, one warning line on stderr listing the classes that match none (their tracks are
+    dropped). ``class_map``: config class name -> category name, applied first."""
+    mapping = label_to_category(classes, gt.get("categories", []), class_map)
+    where = source if source is not None else "the annotation file"
+    if not mapping:
+        names = ", ".join(c["name"] for c in gt.get("categories", [])[:8])
+        raise ValueError(f"{where}: none of the config's classes ({', '.join(classes)}) matches a category "
+                         f"({names or 'none'}{', ...' if len(gt.get('categories', [])) > 8 else ''}); "
+                         "map them with --class-map")
+    missing = unmatched_classes(classes, mapping)
+    if missing:
+        print(f"warning: {where}: config classes without a category, their tracks are dropped: "
+              f"{', '.join(missing)} (map them with --class-map)", file=sys.stderr, flush=True)
+    return mapping
+
+
 def track_and_evaluate(videos, gt: dict, classes, tracking=None, mode: str = "forward",
-                       evaluate: bool = True) -> tuple[list[dict], dict]:
+                       evaluate: bool = True, source: str | os.PathLike | None = None,
+                       class_map: dict | None = None,
+                       categories: dict[int, int] | None = None) -> tuple[list[dict], dict]:
     """Track per-frame predictions and score them: (YouTube-VIS results, evaluation).
 
     ``classes``: the model's class names (label i is ``classes[i]``), matched to ``gt``'s categories by
     name, so auxiliary classes drop out. ``tracking``: a :func:`visrc.tracking.build_bitrack_config`
     dict or config; ``mode``: "forward" (online) or "bitrack". ``evaluation`` is
     :meth:`visrc.evaluation.YTVISEvalResult.as_dict` (``metrics``, ``per_category``), ``{}`` when
-    ``gt`` has no annotations or ``evaluate`` is false.
+    ``gt`` has no annotations or ``evaluate`` is false. ``source`` / ``class_map``: see
+    :func:`match_categories` (no class matching a category is an error, a partial match a warning);
+    ``categories``: its result, when the caller has it already.
     """
     from visrc.evaluation.export import results_for_split
     from visrc.evaluation.ytvis_eval import evaluate_ytvis
     from visrc.tracking import build_bitrack_config, track_split
 
     tracks = track_split(videos, build_bitrack_config(tracking), mode=mode)
-    results = results_for_split(tracks, label_to_category(classes, gt["categories"]), skip_unmapped=True)
+    mapping = categories if categories is not None else match_categories(classes, gt, source, class_map)
+    results = results_for_split(tracks, mapping, skip_unmapped=True)
     evaluation = evaluate_ytvis(gt, results).as_dict() if evaluate and gt.get("annotations") else {}
     return results, evaluation
 
@@ -93,13 +119,16 @@ def run_inference(config, checkpoint, data_root: str | os.PathLike | None = None
                   tracking: dict | None = None, mode: str | None = None, device: str = "cpu",
                   max_videos: int | None = None, evaluate: bool = True,
                   submission_zip: str | os.PathLike | None = None,
-                  log: Callable[[str], None] | None = print, scale: float = 1.0) -> dict:
+                  log: Callable[[str], None] | None = print, scale: float = 1.0,
+                  class_map: dict | None = None) -> dict:
     """Predict a split, save its per-frame predictions (``.npz``), track, write YouTube-VIS
     results to ``out`` and, if the split has annotations, evaluate them.
 
     The split defaults to the config's ``test_split`` (:func:`split_paths`). ``tracking`` / ``mode``:
     see :func:`track_and_evaluate` (default: :func:`config_tracking`). ``submission_zip``: also write the CodaLab ``submission.zip``.
-    ``scale``: test-time scale (:class:`visrc.models.predictor.VideoPredictor`). Returns a summary
+    ``scale``: test-time scale (:class:`visrc.models.predictor.VideoPredictor`). ``class_map``:
+    config class name -> category name (:func:`match_categories`), checked before the model runs.
+    ``out`` must not be a directory. Returns a summary
     dict (paths, timings, metrics).
     """
     from visrc.data.predictions import save_predictions
@@ -108,9 +137,16 @@ def run_inference(config, checkpoint, data_root: str | os.PathLike | None = None
     from visrc.models.config import config_classes, load_config
     from visrc.models.predictor import VideoPredictor
 
+    out = Path(out)
+    if out.is_dir():
+        raise IsADirectoryError(f"{out}: --out is a directory; give the results .json file to write")
     cfg = load_config(config)
     ann_path, img_root = split_paths(cfg, data_root, ann_file, img_prefix)
     data = load_ytvis(ann_path)
+    if not Path(img_root).is_dir():
+        raise FileNotFoundError(f"{img_root}: no such frames directory (the split's img_prefix)")
+    classes = config_classes(cfg)
+    categories = match_categories(classes, data, ann_path, class_map)    # fail (or warn) before the model runs
     if max_videos is not None:
         keep = {v["id"] for v in data["videos"][:max_videos]}
         data = dict(data, videos=[v for v in data["videos"] if v["id"] in keep],
@@ -122,14 +158,14 @@ def run_inference(config, checkpoint, data_root: str | os.PathLike | None = None
     t_pred = time.time() - t0
     n_frames = sum(len(v) for v in videos)
 
-    out = Path(out)
     predictions_out = Path(predictions_out) if predictions_out else out.with_suffix(".predictions.npz")
     save_predictions(videos, predictions_out)
 
     default_tracking, default_mode = config_tracking(cfg)
     mode = mode or default_mode
     t1 = time.time()
-    results, ev = track_and_evaluate(videos, data, config_classes(cfg), tracking or default_tracking, mode, evaluate)
+    results, ev = track_and_evaluate(videos, data, classes, tracking or default_tracking, mode, evaluate,
+                                     categories=categories)
     t_track = time.time() - t1
     write_results(results, out, gt=data)          # validated against the split's videos
     if submission_zip:

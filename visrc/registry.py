@@ -4,7 +4,9 @@ Configs name it in ``custom_imports`` (``imports=['visrc.registry']``), so a con
 :func:`visrc.models.config.load_config`, by ``visrc train`` or by any mmengine tool finds visrc's
 datasets, samplers, transforms, heads, hooks and runner without further imports.
 """
-import visrc.data.msd  # noqa: F401  MSDImageDataset, MixedSourceSampler, PseudoRefFrame, LoadMSDAnnotations, PackMSDInputs
+import visrc.data.image_cache  # noqa: F401  CachedLoadImageFromFile
+import visrc.data.msd  # noqa: F401  MSDImageDataset, MixedSourceSampler, LoadMSDAnnotations, PackMSDInputs
+import visrc.data.pseudo_frames  # noqa: F401  PseudoRefFrame
 import visrc.data.sampling  # noqa: F401  FixedLengthTrackImgSampler (equal-iteration frame sampling)
 import visrc.data.video_dataset  # noqa: F401  YTVISRawDataset
 import visrc.models  # noqa: F401  VISQDTrack, VISRoIHead, VisSyncBN, checkpoint / RNG hooks, VISRunner

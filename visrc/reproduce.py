@@ -2,7 +2,8 @@
 
 Each notebook in ``notebooks/`` is executed into ``runs/notebooks/<name>.ipynb`` (``VISRC_RUNS_DIR``)
 with its own ``parameters`` defaults, or with the tiny ``QUICK_PARAMETERS`` under ``--quick`` (what
-the test suite runs). Notebooks run side by side (``NOTEBOOK_NEEDS`` orders the ones that use another's
+the test suite runs; its figures go to ``runs/figures_quick/`` unless ``VISRC_FIGURES_DIR`` is set,
+so a quick run never overwrites ``figures/``). Notebooks run side by side (``NOTEBOOK_NEEDS`` orders the ones that use another's
 results); their trainings share the machine through :func:`visrc.experiments.runs.train_cached`'s slots, so
 the cores stay busy and a model two notebooks need is trained once. Notebooks write their figures and tables through ``visrc.viz.plots`` and their
 metrics through :func:`record_metrics`, so the executed copies are a by-product, not the report.
@@ -47,6 +48,7 @@ QUICK_PARAMETERS: dict[str, dict] = {
     "03_ablation": dict(toy_preset="small", train_epochs=1, msd_epoch_length=36),
     "04_ensemble": dict(toy_preset="small", train_epochs=1, scales=[0.75, 1.0]),
     "05_pseudo_label": dict(toy_preset="small", train_epochs=1, retrain_epochs=1, scales=[1.0],
+                            pseudo_tracker={"init_score_thr": 0.05, "obj_score_thr": 0.05},
                             pseudo_score_thr=0.0, pseudo_min_track_len=1),
     "06_bitrack_explorer": dict(toy_preset="small", source="gt_noisy"),
 }
@@ -91,6 +93,17 @@ def kernel_environment():
                 os.environ.update(saved)
 
 
+# The kernel app logs one warning at start, "Kernel is running over TCP without encryption", which
+# papermill's local kernels (localhost, one per notebook) always trigger; errors still show.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+
+
+def quick_figures_dir() -> Path:
+    """Where ``--quick`` writes figures and metrics: ``$VISRC_RUNS_DIR/figures_quick``, never the
+    committed ``figures/`` (``VISRC_FIGURES_DIR``, when set, wins)."""
+    return runs_dir() / "figures_quick"
+
+
 def execute(nb: Path, quick: bool = False, out_dir: Path | None = None, extra: dict | None = None,
             log_output: bool = False) -> Path:
     """Execute one notebook headlessly, in a kernel started with the numeric environment
@@ -104,7 +117,8 @@ def execute(nb: Path, quick: bool = False, out_dir: Path | None = None, extra: d
     out = out_dir / nb.name
     with kernel_environment():
         papermill.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3",
-                                   progress_bar=False, cwd=str(out_dir), log_output=log_output)
+                                   progress_bar=False, cwd=str(out_dir), log_output=log_output,
+                                   extra_arguments=KERNEL_ARGUMENTS)
     return out
 
 
@@ -294,6 +308,9 @@ def run(args) -> int:
     if check and not Path(check).is_dir():
         raise SystemExit(f"--check-reference {check}: no such directory (write it with --update-reference)")
     params = parse_params(getattr(args, "param", []))
+    if args.quick and not os.environ.get("VISRC_FIGURES_DIR"):
+        os.environ["VISRC_FIGURES_DIR"] = str(quick_figures_dir())     # the kernels inherit it
+        _say(f"quick mode: figures and metrics go to {os.environ['VISRC_FIGURES_DIR']}")
     handler = logging.StreamHandler()
     handler.addFilter(_NotebookName())
     logging.getLogger("papermill").addHandler(handler)

@@ -84,8 +84,50 @@ def mapped_label(mapped: Union[int, str, None], num_target: int, num_aux: int) -
     return int(mapped)
 
 
-def label_to_category(classes: Sequence[str], categories: Sequence[dict]) -> dict[int, int]:
+def label_to_category(classes: Sequence[str], categories: Sequence[dict],
+                      class_map: Optional[Mapping[str, str]] = None) -> dict[int, int]:
     """Model label (index into ``classes``) -> the annotation file's ``category_id``, by name.
-    Classes without a category of that name (e.g. auxiliary classes) are left out."""
-    by_name = {c["name"]: c["id"] for c in categories}
-    return {i: by_name[n] for i, n in enumerate(classes) if n in by_name}
+
+    Names match after :func:`normalize_name` (case, ``_``/``-`` and spaces do not matter), so
+    ``'Tennis_Racket'`` finds ``'tennis racket'``. ``class_map`` (config class name -> category
+    name, see :func:`parse_class_map`) renames classes first. Classes without a category of that
+    name (e.g. auxiliary classes) are left out; :func:`unmatched_classes` lists them."""
+    by_name = {normalize_name(c["name"]): c["id"] for c in categories}
+    renamed = {normalize_name(k): v for k, v in (class_map or {}).items()}
+    out = {}
+    for i, n in enumerate(classes):
+        key = normalize_name(renamed.get(normalize_name(n), n))
+        if key in by_name:
+            out[i] = by_name[key]
+    return out
+
+
+def unmatched_classes(classes: Sequence[str], mapping: Mapping[int, int]) -> list[str]:
+    """The names in ``classes`` that :func:`label_to_category` did not map."""
+    return [n for i, n in enumerate(classes) if i not in mapping]
+
+
+def parse_class_map(spec: Union[str, Sequence[str], Mapping[str, str], None]) -> dict[str, str]:
+    """``--class-map``: a JSON file holding ``{"config class": "category name", ...}``, or
+    ``name=name`` pairs (``["Car=sedan", "motorbike=motorcycle"]``); a dict passes through.
+
+    Raises ``ValueError`` (naming the file or the pair) on anything else."""
+    if spec is None:
+        return {}
+    if isinstance(spec, Mapping):
+        return {str(k): str(v) for k, v in spec.items()}
+    items = [spec] if isinstance(spec, str) else list(spec)
+    if len(items) == 1 and "=" not in items[0]:
+        from visrc.fileio import read_json
+
+        data = read_json(items[0])
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise ValueError(f"{items[0]}: a class map must be a JSON object of name -> name strings")
+        return {str(k): v for k, v in data.items()}
+    out = {}
+    for item in items:
+        src, sep, dst = item.partition("=")
+        if not sep or not src.strip() or not dst.strip():
+            raise ValueError(f"--class-map {item!r}: expected CONFIG_CLASS=CATEGORY_NAME (or one JSON file)")
+        out[src.strip()] = dst.strip()
+    return out

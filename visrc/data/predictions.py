@@ -297,7 +297,8 @@ def synthetic_video(video_id: int = 0, num_frames: int = 30, num_objects: int = 
 
 def predictions_from_gt(data: dict, video_ids: Sequence[int] | None = None, dim: int = 32, seed: int = 0,
                         emb_noise: float = 0.5, min_score: float = 0.3, max_score: float = 0.95,
-                        full_score_area: float = 0.05, label_flip: float = 0.0) -> list[VideoPredictions]:
+                        full_score_area: float = 0.05, label_flip: float = 0.0, box_jitter: float = 0.0,
+                        miss_rate: float = 0.0, duplicate_rate: float = 0.0) -> list[VideoPredictions]:
     """Detections made from a YouTube-VIS ground truth (no model): for demos and for studying tracking alone.
 
     Each visible instance is detected in every frame with its GT box, mask and class (label = the
@@ -307,8 +308,30 @@ def predictions_from_gt(data: dict, video_ids: Sequence[int] | None = None, dim:
     fixed random unit vector per instance plus Gaussian noise of norm about ``emb_noise``; with
     probability ``label_flip`` a detection's label is replaced by a random other class (the case
     label voting repairs).
+
+    Imperfections of a real detector, all off by default:
+
+    * ``box_jitter``: each box edge moves by Gaussian noise of standard deviation ``box_jitter``
+      times the box's width (x edges) or height (y edges); the mask stays the ground truth's.
+    * ``miss_rate``: each detection is dropped with this probability (a missed detection), which
+      breaks tracklets.
+    * ``duplicate_rate``: with this probability a detection gets a near-duplicate: the same
+      object's box jittered again (at least by ``0.05`` of its size), the same class, a lower
+      score (0.6 to 0.9 of the original's) and its own noisy embedding, appended after the
+      frame's other detections. Where a pass follows the duplicate in some frames and the
+      original in others, its tracklet and the other pass's overlap by less than 1, which is
+      what the merge threshold decides on: without duplicates both passes follow the very same
+      detections and every pair's mean IoU is 1 or a different object's.
+
+    They draw from their own random stream, so with all three at 0 the output is the same as
+    without them, and turning one on leaves the embeddings, scores and labels of the other
+    detections unchanged.
     """
+    if box_jitter < 0 or not (0.0 <= miss_rate <= 1.0 and 0.0 <= duplicate_rate <= 1.0):
+        raise ValueError(f"predictions_from_gt: box_jitter must be >= 0, miss_rate and duplicate_rate in [0, 1]; "
+                         f"got {box_jitter}, {miss_rate}, {duplicate_rate}")
     rng = np.random.default_rng(seed)
+    noise_rng = np.random.default_rng([seed, 1])  # jitter and misses: leaves ``rng``'s stream as it was
     cat_index = {c["id"]: i for i, c in enumerate(data["categories"])}
     n_cls = len(cat_index)
     wanted = None if video_ids is None else set(int(v) for v in video_ids)
@@ -336,6 +359,42 @@ def predictions_from_gt(data: dict, video_ids: Sequence[int] | None = None, dim:
                 labels[flip] = (labels[flip] + rng.integers(1, n_cls, int(flip.sum()))) % n_cls
             emb = base[[k for k, _ in rows]] + emb_noise * rng.normal(size=(len(rows), dim)) / np.sqrt(dim)
             masks = [to_rle(a["segmentations"][t], h, w) for _, a in rows]
-            frames.append(FramePredictions(boxes, scores, labels, emb.reshape(len(rows), dim), masks))
+            frame = FramePredictions(boxes, scores, labels, emb.reshape(len(rows), dim), masks)
+            if len(frame) and (box_jitter > 0 or miss_rate > 0 or duplicate_rate > 0):
+                frame = _imperfect(frame, noise_rng, box_jitter, miss_rate, duplicate_rate, base[[k for k, _ in rows]],
+                                   emb_noise, (w, h))
+            frames.append(frame)
         out.append(VideoPredictions(int(vid["id"]), h, w, frames))
     return out
+
+
+def _jitter_boxes(boxes: np.ndarray, sigma: float, rng: np.random.Generator, size_wh: tuple[int, int]) -> np.ndarray:
+    """xyxy boxes with every edge moved by N(0, sigma * box width / height), kept ordered and inside the image."""
+    wh = np.tile(boxes[:, 2:] - boxes[:, :2], 2)
+    moved = boxes + sigma * wh * rng.normal(size=boxes.shape)
+    lo, hi = np.minimum(moved[:, :2], moved[:, 2:]), np.maximum(moved[:, :2], moved[:, 2:])
+    w, h = size_wh
+    return np.clip(np.concatenate([lo, hi], 1), 0, [w, h, w, h])
+
+
+def _imperfect(frame: FramePredictions, rng: np.random.Generator, box_jitter: float, miss_rate: float,
+               duplicate_rate: float, base: np.ndarray, emb_noise: float, size_wh: tuple[int, int]) -> FramePredictions:
+    """One frame of :func:`predictions_from_gt` with jittered boxes, near-duplicates and misses (in that order)."""
+    gt_boxes = frame.boxes.astype(np.float64)
+    if box_jitter > 0:
+        frame.boxes = _jitter_boxes(gt_boxes, box_jitter, rng, size_wh).astype(np.float32)
+    if duplicate_rate > 0:
+        dup = np.flatnonzero(rng.random(len(frame)) < duplicate_rate)
+        if len(dup):
+            boxes = _jitter_boxes(gt_boxes[dup], max(box_jitter, 0.05), rng, size_wh)
+            scores = frame.scores[dup] * rng.uniform(0.6, 0.9, len(dup))
+            dim = frame.embeddings.shape[1]
+            emb = base[dup] + emb_noise * rng.normal(size=(len(dup), dim)) / np.sqrt(max(dim, 1))
+            masks = None if frame.masks is None else frame.masks + [frame.masks[i] for i in dup]
+            frame = FramePredictions(np.concatenate([frame.boxes, boxes]), np.concatenate([frame.scores, scores]),
+                                     np.concatenate([frame.labels, frame.labels[dup]]),
+                                     np.concatenate([frame.embeddings, emb]), masks)
+            base = np.concatenate([base, base[dup]])
+    if miss_rate > 0:
+        frame = frame.select(rng.random(len(frame)) >= miss_rate)
+    return frame

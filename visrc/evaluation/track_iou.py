@@ -176,7 +176,7 @@ def pair_ious(groups: list[tuple[int, int]], g_of: dict, d_of: dict, gt: Tracks,
     their areas).
 
     Every mask is decoded once into its run boundaries (:func:`visrc.evaluation.rle_runs.decode`,
-    which also gives its area), a few thousand masks at a time: the masks are sorted by
+    which also gives its area), in chunks: the masks are sorted by
     (group, frame) and cut into chunks of about ``chunk_chars`` RLE characters, keeping a (group,
     frame) slot whole. Each same-group, same-frame (prediction mask, GT mask) pair gets its exact
     integer intersection from the runs; a track pair's intersection is the sum over its frames, its

@@ -121,7 +121,7 @@ def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: 
     if done.is_file() and not force:
         return Path(read_json(done)["checkpoint"])
     cmd = [sys.executable, "-m", "visrc", "train", str(config), "--work-dir", str(work),
-           "--data-root", str(data_root), "--seed", str(seed), "--resume"]
+           "--data-root", str(data_root), "--seed", str(seed), "--resume", "auto"]
     if max_epochs is not None:
         cmd += ["--max-epochs", str(max_epochs)]
     if cfg_options:

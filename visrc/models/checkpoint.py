@@ -28,6 +28,7 @@ import copyreg
 import os
 import os.path as osp
 import random
+import re
 from collections import Counter, OrderedDict, defaultdict, deque
 
 import numpy as np
@@ -78,10 +79,32 @@ def register_safe_globals() -> None:
         _REGISTERED = True
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, not a torch checkpoint, holds types outside
+    :func:`safe_globals`, or does not fit the model. The message names the file."""
+
+
 def load_checkpoint_file(path: str | os.PathLike, map_location='cpu') -> dict:
-    """``torch.load`` with ``weights_only=True`` after registering the allowed mmengine types."""
+    """``torch.load`` with ``weights_only=True`` after registering the allowed mmengine types.
+
+    A missing file raises ``FileNotFoundError``; an empty, truncated or foreign file, or one that
+    needs types outside :func:`safe_globals`, raises :class:`CheckpointError` naming the file."""
     register_safe_globals()
-    return torch.load(path, map_location=map_location, weights_only=True)
+    if not osp.exists(path):
+        raise FileNotFoundError(f'{path}: no such checkpoint file')
+    if osp.isdir(path):
+        raise CheckpointError(f'{path}: is a directory, not a checkpoint file')
+    if osp.getsize(path) == 0:
+        raise CheckpointError(f'{path}: empty file, not a checkpoint')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:      # UnpicklingError, EOFError, RuntimeError (zip), ...: all say "not loadable"
+        glob = re.search(r'GLOBAL ([\w.]+)', str(e))
+        if glob:
+            why = f'it holds {glob.group(1)}, which is not among the allowed checkpoint types'
+        else:
+            why = 'not a torch checkpoint, or truncated'
+        raise CheckpointError(f'{path}: cannot load: {why}') from e
 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike, strict: bool = True) -> dict:
@@ -89,10 +112,12 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike, strict: bool =
     checkpoint's ``meta`` (``{}`` if none). ``module.`` prefixes from DDP are stripped."""
     ckpt = load_checkpoint_file(path)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    if not isinstance(state, dict):
+        raise CheckpointError(f'{path}: holds a {type(state).__name__}, not a state dict')
     state = OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in state.items())
     missing, unexpected = model.load_state_dict(state, strict=False)
     if strict and (missing or unexpected):
-        raise RuntimeError(f'{path}: state dict does not match the model; '
+        raise CheckpointError(f'{path}: state dict does not match the model; '
                            f'missing {missing[:8]}, unexpected {unexpected[:8]}')
     return ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
 
@@ -102,8 +127,6 @@ def find_resume_checkpoint(work_dir: str | os.PathLike) -> str | None:
     or None. Checkpoint files appear only complete (atomic rename), but a kill between the rename
     and the update of mmengine's ``last_checkpoint`` pointer leaves the pointer one behind (or
     missing), so the directory is scanned rather than the pointer trusted."""
-    import re
-
     best, best_key = None, None
     if not osp.isdir(work_dir):
         return None
@@ -119,6 +142,38 @@ def find_resume_checkpoint(work_dir: str | os.PathLike) -> str | None:
             target = f.read().strip()
         best = target if osp.isfile(target) else None
     return best
+
+
+_TEMP_FILE = re.compile(r'\.(?:(?:epoch|iter)_\d+\.pth\.(\d+)|last_checkpoint\.\w+)\.tmp')
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_files(work_dir: str | os.PathLike) -> list[str]:
+    """Delete the temp files an interrupted :class:`AtomicCheckpointHook` save left in ``work_dir``
+    (``.epoch_N.pth.<pid>.tmp`` of a process no longer running, ``.last_checkpoint.*.tmp``);
+    returns their paths. Complete checkpoints are never touched."""
+    removed = []
+    if not osp.isdir(work_dir):
+        return removed
+    for name in sorted(os.listdir(work_dir)):
+        m = _TEMP_FILE.fullmatch(name)
+        if m and not (m.group(1) and int(m.group(1)) != os.getpid() and _pid_alive(int(m.group(1)))):
+            path = osp.join(work_dir, name)
+            try:
+                os.unlink(path)
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 def _fsync_file(path: str) -> None:

@@ -25,8 +25,14 @@ def load_config(config):
     return Config.fromfile(resolve_config_path(config))
 
 
+def available_configs() -> list[str]:
+    """The names of the configs packaged in ``visrc/configs``."""
+    return sorted(p.stem for p in CONFIG_DIR.glob('*.py') if not p.name.startswith('_'))
+
+
 def resolve_config_path(config: str | os.PathLike) -> str:
-    """``toy_baseline`` / ``toy_baseline.py`` -> ``.../visrc/configs/toy_baseline.py``; paths as is."""
+    """``toy_baseline`` / ``toy_baseline.py`` -> ``.../visrc/configs/toy_baseline.py``; paths as is.
+    An unknown name raises ``FileNotFoundError`` listing the packaged configs."""
     p = Path(config)
     if p.is_file():
         return str(p)
@@ -34,7 +40,12 @@ def resolve_config_path(config: str | os.PathLike) -> str:
     packaged = CONFIG_DIR / name
     if packaged.is_file():
         return str(packaged)
-    raise FileNotFoundError(f'{config}: no such config file (nor visrc/configs/{name})')
+    import difflib
+
+    close = difflib.get_close_matches(p.stem, available_configs(), n=1)
+    hint = f'did you mean {close[0]}? ' if close else ''
+    raise FileNotFoundError(f'{config}: no such config file (nor visrc/configs/{name}); {hint}'
+                            f'available: {", ".join(available_configs())}')
 
 
 def config_classes(cfg) -> tuple[str, ...]:

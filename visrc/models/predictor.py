@@ -19,12 +19,28 @@ runs the mask head and the track head on boxes the caller gives.
 """
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from visrc.models.config import build_model, load_config
+
+
+def _check_image(path, error: Exception) -> None:
+    """Re-raise a failed frame load as one message naming the frame: ``FileNotFoundError`` when it
+    is missing, ``ValueError`` when it is not a decodable image; otherwise return (the caller
+    re-raises ``error`` as is)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path}: no such frame') from error
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ValueError(f'{path}: not a decodable image ({type(e).__name__})') from error
 
 
 def scale_test_pipeline(pipeline: Sequence[dict], scale: float) -> list[dict]:
@@ -75,8 +91,12 @@ class VideoPredictor:
         return cls(build_model(cfg, checkpoint, device), cfg, device, scale)
 
     def _prepare(self, path: str, frame_id: int, video_id: int, length: int):
-        packed = self.pipeline(dict(img_path=[str(path)], img_id=[frame_id], frame_id=[frame_id],
-                                    video_id=[video_id], ori_video_length=[length], video_length=[1]))
+        try:
+            packed = self.pipeline(dict(img_path=[str(path)], img_id=[frame_id], frame_id=[frame_id],
+                                        video_id=[video_id], ori_video_length=[length], video_length=[1]))
+        except Exception as e:
+            _check_image(path, e)
+            raise
         batch = self.model.data_preprocessor(
             dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']]), False)
         return batch['inputs'][:, 0].contiguous(), batch['data_samples'][0][0]

@@ -1,9 +1,16 @@
-"""``visrc train CONFIG [--work-dir DIR] [--resume [CKPT]] [--data-root DIR] [--cfg-options k=v ...]``
+"""``visrc train CONFIG [--work-dir DIR] [--resume [CKPT|auto]] [--data-root DIR] [--cfg-options k=v ...]``
 
 Training on mmengine's Runner. Checkpoints are written atomically every epoch (or every N
 iterations with an ``IterBasedTrainLoop``, see the config's ``default_hooks.checkpoint``); a run
 that was killed resumes from the last one with ``--resume`` and continues the same schedule
-(epoch, iteration, LR schedule, optimizer state and RNG states are restored).
+(epoch, iteration, LR schedule, optimizer state and RNG states are restored). ``--resume`` alone
+needs a checkpoint in the work dir (none is an error); ``--resume auto`` resumes when there is one
+and starts from scratch otherwise, saying which; ``--resume CKPT`` resumes from that file. Temp
+files of a save that was interrupted are removed when training starts.
+
+``--max-epochs N`` longer than the config's schedule scales its epoch-based LR milestones
+proportionally (a milestone at 2 of 3 epochs moves to 8 of 12); a shorter one keeps them (those
+past epoch N do not apply). Either way one line says what happened to them.
 
 Numerics (:mod:`visrc.numerics`): the command sets torch's threads for ``VISRC_NUMERICS`` (one
 when pinned, the default) and prints one line saying which mode is in force; machine-independent
@@ -24,14 +31,19 @@ import os.path as osp
 
 import torch
 
+RESUME_LAST = 'last'     # ``--resume`` without a value: the work dir's last checkpoint, which must exist
+RESUME_AUTO = 'auto'     # ``--resume auto``: that checkpoint if there is one, else a fresh start
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('config', help='config file (or the name of one in visrc/configs)')
     p.add_argument('--work-dir', help='where checkpoints and logs go (default $VISRC_RUNS_DIR/work_dirs/<config name>)')
-    p.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CKPT',
-                   help='resume from CKPT, or without a value from the last checkpoint in --work-dir')
+    p.add_argument('--resume', nargs='?', const=RESUME_LAST, default=None, metavar='CKPT|auto',
+                   help='without a value: resume from the last checkpoint in the work dir (an error if there '
+                        'is none); "auto": resume if there is one, else start; CKPT: resume from that file')
     p.add_argument('--data-root', help='dataset root (replaces the config\'s data_root)')
-    p.add_argument('--max-epochs', type=int, help='override the number of training epochs')
+    p.add_argument('--max-epochs', type=int,
+                   help='override the number of training epochs (a longer run scales the LR milestones)')
     p.add_argument('--seed', type=int, help='override randomness.seed')
     p.add_argument('--launcher', choices=['none', 'pytorch'], default=None,
                    help='job launcher (default: pytorch when run under torchrun, else none)')
@@ -63,6 +75,69 @@ def set_data_root(cfg, data_root: str) -> None:
                     inner['data_root'] = data_root
 
 
+def resume_checkpoint(work_dir, resume) -> str | None:
+    """The checkpoint ``--resume`` means: :data:`RESUME_LAST` (or True) the work dir's last one, which
+    must exist (``FileNotFoundError`` otherwise); :data:`RESUME_AUTO` that one or None (a fresh
+    start), printed as one line; anything else a checkpoint path, which must exist."""
+    from visrc.models.checkpoint import find_resume_checkpoint
+
+    if resume is True or resume == RESUME_LAST:
+        ckpt = find_resume_checkpoint(work_dir)
+        if ckpt is None:
+            raise FileNotFoundError(f'{work_dir}: no checkpoint to resume from (--resume auto starts '
+                                    'from scratch when there is none)')
+        return ckpt
+    if resume == RESUME_AUTO:
+        ckpt = find_resume_checkpoint(work_dir)
+        print('visrc train: --resume auto: ' + (f'resuming from {ckpt}' if ckpt else
+                                                 f'no checkpoint in {work_dir}, starting from scratch'), flush=True)
+        return ckpt
+    if not osp.isfile(str(resume)):
+        raise FileNotFoundError(f'{resume}: no such checkpoint to resume from')
+    return str(resume)
+
+
+def set_max_epochs(cfg, max_epochs: int) -> str | None:
+    """``cfg.train_cfg.max_epochs = max_epochs`` and the LR schedule to match; returns the line that
+    says what happened to the epoch-based milestones (None when the config has none, or the same
+    length).
+
+    Longer than the config: epoch-based ``milestones`` scale by ``max_epochs / configured`` (rounded
+    half up, kept increasing) and scheduler ``end`` s at the configured length move to the new one.
+    Shorter: milestones stay (those past ``max_epochs`` never apply) and ``end`` s past it are
+    clamped to it, which is what the quick notebooks' one-epoch runs train."""
+    if max_epochs < 1:
+        raise ValueError(f'--max-epochs {max_epochs}: must be at least 1')
+    configured = int(cfg.train_cfg.get('max_epochs') or max_epochs)
+    cfg.train_cfg.max_epochs = int(max_epochs)
+    changes = []
+    for s in cfg.get('param_scheduler') or []:
+        if not s.get('by_epoch', True):
+            continue
+        milestones = list(s.get('milestones') or [])
+        if max_epochs > configured:
+            if milestones:
+                new, last = [], 0
+                for m in milestones:
+                    v = max(int(m * max_epochs / configured + 0.5), last + 1)
+                    new.append(v)
+                    last = v
+                s['milestones'] = new
+                changes.append(f'{s.get("type", "scheduler")} milestones {milestones} of {configured} epochs '
+                               f'scaled to {new} of {max_epochs}')
+            if s.get('end') == configured:
+                s['end'] = int(max_epochs)
+        elif max_epochs < configured:
+            if s.get('end', 0) > max_epochs:
+                s['end'] = int(max_epochs)
+            if milestones:
+                past = [m for m in milestones if m >= max_epochs]
+                changes.append(f'{s.get("type", "scheduler")} milestones {milestones} kept as configured for '
+                               f'{configured} epochs' + (f' ({past} past the run\'s {max_epochs}, not applied)'
+                                                          if past else ''))
+    return f'--max-epochs {max_epochs}: ' + '; '.join(changes) if changes else None
+
+
 def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epochs=None, seed=None,
                    cfg_options=None, launcher='none'):
     """Load a config and apply the command-line overrides; returns the mmengine Config."""
@@ -75,10 +150,9 @@ def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epoch
         opts = dict(o.split('=', 1) for o in cfg_options) if not isinstance(cfg_options, dict) else cfg_options
         cfg.merge_from_dict({k: _parse_value(v) if isinstance(v, str) else v for k, v in opts.items()})
     if max_epochs is not None:
-        cfg.train_cfg.max_epochs = int(max_epochs)
-        for s in cfg.get('param_scheduler') or []:
-            if s.get('by_epoch', True) and s.get('end', 0) > max_epochs:
-                s['end'] = int(max_epochs)
+        line = set_max_epochs(cfg, int(max_epochs))
+        if line:
+            print(f'visrc train: {line}', flush=True)
     if seed is not None:
         cfg.randomness = dict(cfg.get('randomness') or {}, seed=int(seed))
     if work_dir:
@@ -89,9 +163,8 @@ def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epoch
         from visrc.paths import runs_dir
         cfg.work_dir = str(runs_dir() / 'work_dirs' / name)
     if resume:
-        from visrc.models.checkpoint import find_resume_checkpoint
-        ckpt = find_resume_checkpoint(cfg.work_dir) if resume == 'auto' else str(resume)
-        if ckpt is not None:                # nothing saved yet: start as configured
+        ckpt = resume_checkpoint(cfg.work_dir, resume)
+        if ckpt is not None:                # --resume auto with nothing saved yet: start as configured
             cfg.resume, cfg.load_from = True, ckpt
     cfg.launcher = launcher
     return cfg
@@ -116,9 +189,17 @@ def build_runner(cfg):
 
 
 def train(config, **kwargs):
-    """Train ``config`` (path or Config) with :func:`prepare_config`'s overrides; returns the runner."""
+    """Train ``config`` (path or Config) with :func:`prepare_config`'s overrides; returns the runner.
+    Temp files of an interrupted save in the work dir are removed first (rank 0)."""
+    from visrc.models.checkpoint import remove_stale_temp_files
+
     launcher = kwargs.pop('launcher', None) or ('pytorch' if 'LOCAL_RANK' in os.environ else 'none')
     cfg = prepare_config(config, launcher=launcher, **kwargs)
+    if int(os.environ.get('RANK', '0')) == 0:
+        removed = remove_stale_temp_files(cfg.work_dir)
+        if removed:
+            print(f'visrc train: removed {len(removed)} temp file(s) of an interrupted save: '
+                  + ', '.join(osp.basename(r) for r in removed), flush=True)
     runner = build_runner(cfg)
     runner.train()
     return runner
@@ -126,6 +207,9 @@ def train(config, **kwargs):
 
 def run(args: argparse.Namespace) -> int:
     from visrc import numerics
+    from visrc.models.config import resolve_config_path
+
+    resolve_config_path(args.config)        # an unknown config name fails before anything starts
 
     info = numerics.apply_in_process()      # threads; the instruction set needs a pinned start
     print(f'visrc train: {numerics.summary(info)}', flush=True)

@@ -188,6 +188,11 @@ def greedy_pairs(pair_iou: np.ndarray, valid: np.ndarray, thr: float, min_valid:
     return np.asarray(out, np.int64).reshape(-1, 2)
 
 
+def merge_base(fwd_row: np.ndarray, bwd_row: np.ndarray) -> str:
+    """Which tracklet of a merged pair is the base: "forward" if it has at least as many detections, else "backward"."""
+    return "forward" if (np.asarray(fwd_row) >= 0).sum() >= (np.asarray(bwd_row) >= 0).sum() else "backward"
+
+
 # -------------------------------------------------------------------------------------- tracks
 
 def _make_track(flat: _Flat, det_index: np.ndarray, source: str, fwd: int = -1, bwd: int = -1) -> Track:
@@ -240,7 +245,7 @@ def merge_tracklets(video: VideoPredictions, fwd: np.ndarray, bwd: np.ndarray, c
     pairs = greedy_pairs(pair_iou, valid, cfg.merge_iou_thr, cfg.min_valid_frames)
     tracks = []
     for f, b in pairs:
-        base, other = (fwd[f], bwd[b]) if (fwd[f] >= 0).sum() >= (bwd[b] >= 0).sum() else (bwd[b], fwd[f])
+        base, other = (fwd[f], bwd[b]) if merge_base(fwd[f], bwd[b]) == "forward" else (bwd[b], fwd[f])
         tracks.append(_make_track(flat, np.where(base >= 0, base, other), "merged", int(f), int(b)))
     matched = {"forward": pairs[:, 0], "backward": pairs[:, 1]}
     # absorbed[source][k]: the unmatched tracklet overlaps a merged tracklet of the other pass above the threshold

@@ -2,7 +2,8 @@
 
 ``savefig(fig, "overlap_histogram")`` writes ``figures/overlap_histogram.png`` atomically. The
 folder defaults to the repo's ``figures/`` and can be redirected with ``VISRC_FIGURES_DIR`` (tests
-and quick runs point it at a temp dir so they never touch the committed figures).
+point it at a temp dir, ``visrc reproduce --quick`` at ``runs/figures_quick/``, so neither touches
+the committed figures).
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from visrc.paths import REPO_ROOT
 
 
 def figures_dir() -> Path:
-    d = Path(os.environ.get("VISRC_FIGURES_DIR", REPO_ROOT / "figures"))
+    """``$VISRC_FIGURES_DIR`` (an empty value counts as unset), else the repo's ``figures/``; created."""
+    d = Path(os.environ.get("VISRC_FIGURES_DIR") or REPO_ROOT / "figures")
     d.mkdir(parents=True, exist_ok=True)
     return d
 
