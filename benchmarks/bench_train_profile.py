@@ -1,7 +1,8 @@
 """Where one training iteration's time goes, per component, and what three cheap levers save.
 
     python benchmarks/bench_train_profile.py [--configs toy_baseline toy_tcis_multitask_msd]
-        [--warmup 2] [--iters 5] [--threads 1] [--levers cache channels_last logging] [--data-root DIR]
+        [--warmup 2] [--iters 5] [--threads 1] [--levers cache channels_last logging]
+        [--clock cpu|wall] [--data-root DIR] [--verbose]
 
 Builds each config's runner the way ``visrc train`` does (:func:`visrc.models.train_cli.prepare_config`
 and :func:`~visrc.models.train_cli.build_runner`, on the small toy benchmark unless ``--data-root``
@@ -20,7 +21,8 @@ head's loss and target computation count with the head, not only its ``forward``
 Per config: a tree (inclusive and self milliseconds per iteration, share of the iteration, calls
 per iteration), a summary by component whose shares add up to the whole iteration, and the
 iterations per second. Then each lever, on a fresh runner in the same process, as the ratio of
-its iteration time to the plain run's (below 1 is faster):
+its iteration time to the plain run's (below 1 is faster), with the ratio of the regions it
+changes; the plain run is repeated last to show the run-to-run spread:
 
 * ``cache``: :class:`visrc.data.image_cache.CachedLoadImageFromFile` in place of
   ``LoadImageFromFile`` (the batches are checked ``torch.equal`` to the plain pipeline's for the
@@ -29,13 +31,19 @@ its iteration time to the plain run's (below 1 is faster):
 * ``logging``: ``LoggerHook`` every iteration, with mmengine's default visualiser (which writes
   ``scalars.json``) and with one without backends, to show the cost of one log line.
 
+mmengine's console log of each run (config dump, log lines) goes to a buffer unless ``--verbose``.
 The runs do not change any config file: the levers are applied to the loaded Config or to the
-built runner. Timings on a shared machine vary; compare numbers of one invocation only.
+built runner. Times are the main thread's CPU time by default (``--clock cpu``): with one torch
+thread the model runs on that thread, and CPU time does not count the waits for a core that
+other processes on a shared machine cause (``--clock wall`` counts them). Compare numbers of
+one invocation only.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import io
 import functools
 import tempfile
 import time
@@ -55,9 +63,10 @@ class _Done(Exception):
 
 
 class Profile:
-    """Inclusive wall time per call path of the wrapped methods, counted while ``active``."""
+    """Inclusive time (``clock``: wall or this thread's CPU time) per call path of the wrapped methods, counted while ``active``."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock=time.perf_counter) -> None:
+        self.clock = clock
         self.active = False
         self.stack: list[str] = []
         self.incl: dict[tuple, float] = {}
@@ -78,11 +87,11 @@ class Profile:
             prof.stack.append(name)
             path = tuple(prof.stack)
             prof.order.setdefault(path, len(prof.order))
-            t0 = time.perf_counter()
+            t0 = prof.clock()
             try:
                 return fn(*args, **kwargs)
             finally:
-                dt = time.perf_counter() - t0
+                dt = prof.clock() - t0
                 prof.stack.pop()
                 prof.incl[path] = prof.incl.get(path, 0.0) + dt
                 prof.calls[path] = prof.calls.get(path, 0) + 1
@@ -258,12 +267,9 @@ def _instrument_runner(prof: Profile, runner, warmup: int, iters: int) -> None:
     prof.iters_seen = 0
     loop.dataloader = _TimedLoader(loop.dataloader, prof, on_batch)
     _instrument_model(prof, runner.model)
-    from mmengine.hooks import Hook
-
     for hook in runner.hooks:
         for stage in ITER_STAGES:
-            if getattr(type(hook), stage) is not getattr(Hook, stage):     # overridden: does something
-                prof.wrap(hook, stage, f"{type(hook).__name__}.{stage}")
+            prof.wrap(hook, stage, f"{type(hook).__name__}.{stage}")
     orig_call_hook = runner.call_hook
     timed_call_hook = {s: prof.region(f"call_hook({s})", orig_call_hook) for s in ITER_STAGES}
 
@@ -341,14 +347,18 @@ def _channels_last(runner) -> None:
         lambda m, args: (args[0].contiguous(memory_format=torch.channels_last),) + tuple(args[1:]))
 
 
-def profile(name: str, data_root: Path, warmup: int, iters: int, lever: str | None = None) -> Profile:
+CLOCKS = {"cpu": time.thread_time, "wall": time.perf_counter}
+
+
+def profile(name: str, data_root: Path, warmup: int, iters: int, lever: str | None = None,
+            clock: str = "cpu") -> Profile:
     """Run ``warmup`` + ``iters`` iterations of ``name``'s training (with ``lever``); the profile."""
     from visrc.models.train_cli import build_runner
 
     runner = build_runner(make_cfg(name, data_root, lever))
     if lever == "channels_last":
         _channels_last(runner)
-    prof = Profile()
+    prof = Profile(CLOCKS[clock])
     prof.log_interval = runner.cfg.default_hooks.logger.get("interval", 10)
     _instrument_runner(prof, runner, warmup, iters)
     try:
@@ -430,23 +440,25 @@ def batches_equal(batches_a, batches_b) -> bool:
 
 def check_cached_batches(name: str, data_root: Path, n: int = 3, seed: int = 0) -> bool:
     """Plain and cached pipelines give ``torch.equal`` batches for ``seed``, on a first pass (cache
-    filling) and on a second pass over the same batches (cache hits)."""
-    plain = load_batches(name, data_root, n, cached=False, seed=seed)[0][0]
-    (first, second), _ = load_batches(name, data_root, n, cached=True, seed=seed, passes=2)
-    return batches_equal(plain, first) and batches_equal(plain, second)
+    filling) and on a second pass over the same loader (cache hits; compared with the plain
+    loader's second pass, since a batch sampler may carry state from one pass to the next)."""
+    plain, _ = load_batches(name, data_root, n, cached=False, seed=seed, passes=2)
+    cached, loader = load_batches(name, data_root, n, cached=True, seed=seed, passes=2)
+    hits = sum(t.hits for t in cached_loaders(loader))
+    return hits > 0 and all(batches_equal(a, b) for a, b in zip(plain, cached))
 
 
 # ---------------------------------------------------------------------------- main
-def _print_profile(name: str, prof: Profile, threads: int) -> None:
+def _print_profile(name: str, prof: Profile, threads: int, clock: str) -> None:
     n, total = prof.iters, prof.total
-    print(f"\n=== {name}: {n} measured iterations, {threads} thread(s) ===")
+    print(f"\n=== {name}: {n} measured iterations, {threads} thread(s), {clock} clock ===")
     print("\n".join(prof.tree_lines()))
     print(f"\n{'component':66s} {'ms/iter':>9s} {'share':>7s}")
     summ = prof.summary()
     for comp, t in sorted(summ.items(), key=lambda kv: -kv[1]):
         print(f"{comp:66s} {1e3 * t:9.1f} {100 * t * n / total:6.1f}%")
     print(f"{'total':66s} {1e3 * total / n:9.1f} {100.0:6.1f}%   -> {n / total:.3f} it/s "
-          f"(wall clock between first and last measured iteration: {n / (prof.wall_end - prof.wall_start):.3f} it/s)")
+          f"(elapsed between first and last measured iteration: {n / (prof.wall_end - prof.wall_start):.3f} it/s)")
 
 
 def main(argv=None) -> None:
@@ -456,6 +468,10 @@ def main(argv=None) -> None:
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--levers", nargs="*", default=list(LEVERS), choices=LEVERS)
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
+                   help="cpu: the main thread's CPU time (steady on a shared machine; torch runs on "
+                        "that thread with --threads 1); wall: elapsed time")
+    p.add_argument("--verbose", action="store_true", help="show mmengine's console log of each run")
     p.add_argument("--data-root", help="dataset root (default: the small toy benchmark)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -463,31 +479,59 @@ def main(argv=None) -> None:
 
     root = Path(args.data_root) if args.data_root else toy_root("small")
     for name in args.configs:
-        plain = profile(name, root, args.warmup, args.iters)
-        _print_profile(name, plain, args.threads)
+        plain = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, None, args.clock)
+        _print_profile(name, plain, args.threads, args.clock)
         base = plain.total / plain.iters
         interval = plain.log_interval
-        data_ms = lambda pr: 1e3 * sum(t for pa, t in pr.incl.items() if pa == ("data: next(batch)",)) / pr.iters
         for lever in args.levers:
             if lever == "cache":
-                ok = check_cached_batches(name, root)
-                pr = profile(name, root, args.warmup, args.iters, "cache")
+                ok = _quiet(args.verbose, check_cached_batches, name, root)
+                pr = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, "cache", args.clock)
                 hits, misses = pr.cache_stats
-                print(f"lever cache        : {pr.total / pr.iters / base:5.3f}x iteration time "
-                      f"(data {data_ms(pr):.1f} vs {data_ms(plain):.1f} ms/iter; "
-                      f"{hits} hits / {misses} misses; batches torch.equal to plain: {ok})")
+                print(f"lever cache        : {pr.total / pr.iters / base:5.3f}x iteration time; "
+                      f"image loading {_ms(pr, 'TransformBroadcaster/CachedLoadImageFromFile'):.1f} vs "
+                      f"{_ms(plain, 'TransformBroadcaster/LoadImageFromFile'):.1f} ms/iter, data "
+                      f"{_ms(pr, 'data: next(batch)'):.1f} vs {_ms(plain, 'data: next(batch)'):.1f} ms/iter "
+                      f"({hits} hits / {misses} misses in {args.warmup + args.iters} iterations; batches "
+                      f"torch.equal to the plain pipeline's: {ok})")
             elif lever == "channels_last":
-                pr = profile(name, root, args.warmup, args.iters, "channels_last")
-                print(f"lever channels_last: {pr.total / pr.iters / base:5.3f}x iteration time")
+                pr = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, "channels_last", args.clock)
+                parts = ", ".join(f"{r} {_ms(pr, r) / max(_ms(plain, r), 1e-9):5.3f}x"
+                                  for r in ("backbone.forward", "neck.forward", "model.loss", "optim_wrapper.backward"))
+                print(f"lever channels_last: {pr.total / pr.iters / base:5.3f}x iteration time ({parts})")
             elif lever == "logging":
-                for variant, label in (("logging", "LoggerHook interval=1, default visualiser"),
-                                       ("logging_novis", "LoggerHook interval=1, visualiser without backends")):
-                    pr = profile(name, root, args.warmup, args.iters, variant)
-                    per_log = pr.total / pr.iters - base
-                    print(f"lever logging      : {pr.total / pr.iters / base:5.3f}x iteration time with {label} "
-                          f"(one log line ~{1e3 * per_log:.1f} ms; at the configured interval "
-                          f"{interval}: {1e3 * per_log / interval:.2f} ms/iter)")
+                for variant, label in (("logging", "default visualiser (LocalVisBackend)"),
+                                       ("logging_novis", "visualiser without backends")):
+                    pr = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, variant, args.clock)
+                    per_log = _ms(pr, "LoggerHook.after_train_iter")
+                    print(f"lever logging      : {pr.total / pr.iters / base:5.3f}x iteration time with LoggerHook "
+                          f"interval=1, {label}; LoggerHook {per_log:.1f} ms/iter (plain: "
+                          f"{_ms(plain, 'LoggerHook.after_train_iter'):.2f}), hooks in all "
+                          f"{_ms(pr, 'call_hook'):.1f} ms/iter; at the configured interval {interval}: "
+                          f"~{per_log / interval:.2f} ms/iter")
+        if args.levers:
+            pr = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, None, args.clock)
+            print(f"plain run repeated : {pr.total / pr.iters / base:5.3f}x iteration time (the spread between "
+                  f"two identical runs: whole-iteration ratios closer to 1 than this are noise)")
 
+
+def _ms(prof: Profile, name: str) -> float:
+    """Milliseconds per iteration in regions named ``name`` (prefix), outermost occurrences only."""
+    total = 0.0
+    for path, t in prof.incl.items():
+        hits = [i for i, n in enumerate(path) if n.startswith(name)]
+        if hits and hits[0] == len(path) - 1:
+            total += t
+    return 1e3 * total / max(prof.iters, 1)
+
+
+def _quiet(verbose: bool, fn, *args):
+    """``fn(*args)`` with mmengine's console log (config dump, log lines) sent to a buffer: its
+    handlers are created inside, so they keep writing there (the formatting cost stays measured)."""
+    if verbose:
+        return fn(*args)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return fn(*args)
 
 if __name__ == "__main__":
     main()

@@ -96,8 +96,9 @@ def _check_05(m, toy):
     assert pl["seed"] == 0 and pl["gt_boxes"] == sum(b is not None for a in toy["valid"]["annotations"]
                                                      for b in a["bboxes"])
     assert pl["boxes_in"] > 0 and pl["boxes_in_above_thr"] == pl["boxes_in"]      # pseudo_score_thr=0: all pass
-    # one-epoch models: their tracks may keep no box at all (the tracker starts tracks at its own score)
-    assert 0 <= pl["tracks_kept"] <= pl["boxes_kept"] <= pl["boxes_in"]          # pseudo_min_track_len=1
+    # the quick pseudo tracker starts tracks at 0.05, so the one-epoch ensemble's boxes become pseudo labels
+    assert 0 < pl["tracks_kept"] <= pl["boxes_kept"] <= pl["boxes_in"]           # pseudo_min_track_len=1
+    assert m["pseudo_tracker"] == {"init_score_thr": 0.05, "obj_score_thr": 0.05}
     assert 0 <= pl["true_positives"] <= min(pl["boxes_kept"], pl["gt_boxes"])
     assert math.isclose(pl["gt_recall"], pl["true_positives"] / pl["gt_boxes"])
     if pl["boxes_kept"]:

@@ -93,9 +93,10 @@ def kernel_environment():
                 os.environ.update(saved)
 
 
-# The kernel app logs one warning at start, "Kernel is running over TCP without encryption", which
-# papermill's local kernels (localhost, one per notebook) always trigger; errors still show.
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# The kernel app logs a warning at start ("Kernel is running over TCP without encryption", which
+# papermill's local kernels always trigger) and an error line when papermill shuts it down; a
+# failing cell still reaches the user through papermill.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 
 
 def quick_figures_dir() -> Path:
