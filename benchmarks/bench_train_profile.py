@@ -44,6 +44,7 @@ import argparse
 import contextlib
 import copy
 import io
+import shutil
 import functools
 import tempfile
 import time
@@ -63,7 +64,8 @@ class _Done(Exception):
 
 
 class Profile:
-    """Inclusive time (``clock``: wall or this thread's CPU time) per call path of the wrapped methods, counted while ``active``."""
+    """Inclusive time (``clock``: wall or this thread's CPU time) per call path of the wrapped
+    methods, counted while ``active``."""
 
     def __init__(self, clock=time.perf_counter) -> None:
         self.clock = clock
@@ -355,7 +357,14 @@ def profile(name: str, data_root: Path, warmup: int, iters: int, lever: str | No
     """Run ``warmup`` + ``iters`` iterations of ``name``'s training (with ``lever``); the profile."""
     from visrc.models.train_cli import build_runner
 
-    runner = build_runner(make_cfg(name, data_root, lever))
+    cfg = make_cfg(name, data_root, lever)
+    try:
+        return _profile_runner(build_runner(cfg), name, warmup, iters, lever, clock)
+    finally:
+        shutil.rmtree(cfg.work_dir, ignore_errors=True)
+
+
+def _profile_runner(runner, name: str, warmup: int, iters: int, lever: str | None, clock: str) -> Profile:
     if lever == "channels_last":
         _channels_last(runner)
     prof = Profile(CLOCKS[clock])
@@ -391,6 +400,7 @@ def load_batches(name: str, data_root: Path, n: int, cached: bool, seed: int = 0
     from mmengine.runner import Runner, set_random_seed
 
     cfg = make_cfg(name, data_root, "cache" if cached else None, seed=seed)
+    shutil.rmtree(cfg.work_dir, ignore_errors=True)        # nothing is written there
     set_random_seed(seed)
     loader = Runner.build_dataloader(copy.deepcopy(cfg.train_dataloader), seed=seed)
     out = []
