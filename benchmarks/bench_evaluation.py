@@ -65,6 +65,20 @@ def _ellipses(params: np.ndarray) -> list[dict]:
     return rles
 
 
+def _presence(rng, L: int, window_prob: float, min_window: int) -> np.ndarray:
+    """(L,) bool frames where a track is present: 5% random gaps and, with ``window_prob``, only a
+    window of at least ``min_window`` frames; never empty."""
+    present = rng.random(L) > 0.05
+    if rng.random() < window_prob:
+        a, b = sorted(rng.integers(0, L + 1, 2))
+        if b - a >= min_window:
+            present[:a] = False
+            present[b:] = False
+    if not present.any():
+        present[L // 2] = True
+    return present
+
+
 def _track_params(rng, length: int, size: float) -> np.ndarray:
     """(length, 4) ellipse parameters of a slowly moving, slowly resizing object."""
     c0 = rng.uniform([0.1 * W, 0.1 * H], [0.9 * W, 0.9 * H])
@@ -91,14 +105,7 @@ def make_inputs(n_videos: int = 400, n_tracks: int = 1000, n_cats: int = 40, see
         for _ in range(per_video[v]):
             size = float(np.exp(rng.uniform(np.log(15), np.log(260))))
             p = _track_params(rng, L, size)
-            present = rng.random(L) > 0.05
-            if rng.random() < 0.3:
-                a, b = sorted(rng.integers(0, L + 1, 2))
-                if b - a >= 3:
-                    present[:a] = False
-                    present[b:] = False
-            if not present.any():
-                present[L // 2] = True
+            present = _presence(rng, L, window_prob=0.3, min_window=3)
             gts.append((int(rng.integers(1, n_cats + 1)), p, present))
         # ---- predicted mask tracks: jittered GT (1-2 each), the rest false positives, 25 in all
         preds = []   # (params, present, true category or None, quality)
@@ -168,14 +175,7 @@ def make_ovis_inputs(n_videos: int = 140, n_frames: int = 60, n_gt: int = 6, n_p
             size = float(np.exp(rng.uniform(np.log(60), np.log(220))))
             p = _track_params(rng, L, size)
             p[:, :2] = centre + rng.normal(0, 0.5, 2) * size + (p[:, :2] - p[:1, :2]) * 0.3
-            present = rng.random(L) > 0.05
-            if rng.random() < 0.4:   # enters late or leaves early
-                a, b = sorted(rng.integers(0, L + 1, 2))
-                if b - a >= 5:
-                    present[:a] = False
-                    present[b:] = False
-            if not present.any():
-                present[L // 2] = True
+            present = _presence(rng, L, window_prob=0.4, min_window=5)   # enters late or leaves early
             gts.append((p, present))
         preds = []   # (params, present, quality)
         src = list(range(n_gt)) + rng.integers(0, n_gt, max(0, n_pred - n_gt - n_pred // 5)).tolist()
