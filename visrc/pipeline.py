@@ -110,7 +110,9 @@ def track_and_evaluate(videos, gt: dict, classes, tracking=None, mode: str = "fo
 def compare_tracking(videos, gt: dict, classes, tracking=None, modes=("forward", "bitrack")) -> dict:
     """``{mode: metrics}`` of the same per-frame predictions tracked each way: detection is shared,
     so any difference is the tracking's alone."""
-    return {mode: track_and_evaluate(videos, gt, classes, tracking, mode)[1]["metrics"] for mode in modes}
+    categories = match_categories(classes, gt)          # once, not once per mode
+    return {mode: track_and_evaluate(videos, gt, classes, tracking, mode, categories=categories)[1]["metrics"]
+            for mode in modes}
 
 
 def run_inference(config, checkpoint, data_root: str | os.PathLike | None = None,

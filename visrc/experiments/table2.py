@@ -208,11 +208,10 @@ def pseudo_label_dataset(ensemble: EnsembleResult, config=None, force: bool = Fa
     ``data_prefix=dict(img_path='')``) and ``stats.json`` into ``<ensemble dir>/pseudo-<hash>/``.
     Returns (merged file, stats: tracks / boxes kept, detections in, precision at IoU 0.5 vs GT).
     """
-    from visrc.data.categories import label_to_category
     from visrc.data.ytvis import load_ytvis, write_ytvis
     from visrc.ensemble.pseudo_label import PseudoLabelConfig, make_pseudo_labels, merge_ytvis, write_pseudo_labels
     from visrc.models.config import config_classes, load_config
-    from visrc.pipeline import split_paths
+    from visrc.pipeline import match_categories, split_paths
 
     cfg_pl = config or PseudoLabelConfig(with_masks=False)
     out_dir = ensemble.out_dir / f"pseudo-{_key(asdict(cfg_pl))}"
@@ -227,7 +226,7 @@ def pseudo_label_dataset(ensemble: EnsembleResult, config=None, force: bool = Fa
                          "(a ConcatDataset config): pseudo labels merge into a single video dataset")
     train_path = ensemble.data_root / train_ds.ann_file
     split = load_ytvis(ann_path)
-    l2c = label_to_category(config_classes(model_cfg), split["categories"])
+    l2c = match_categories(config_classes(model_cfg), split, ann_path)
     pseudo = make_pseudo_labels(split, ensemble.videos, l2c, cfg_pl, source=str(ann_path))
     write_pseudo_labels(pseudo, out_dir / "valid_pseudo.json")
     prefixes = (train_ds.data_prefix.get("img_path", ""), str(img_root.relative_to(ensemble.data_root)))
