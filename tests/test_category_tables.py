@@ -112,3 +112,65 @@ def test_bad_arguments():
         load_category_map("coco", "2022")
     with pytest.raises(ValueError, match="not one of"):
         load_category_map("coco", "2021", target_classes=["person"])
+
+
+# OpenImages display name -> YouTube-VIS 2021 class, written out by hand: the direct counterpart of
+# every 2021 class (finer OpenImages classes such as Brown bear or Sea turtle map too, see the table).
+OPENIMAGES_TO_2021 = {
+    "Airplane": "airplane", "Bear": "bear", "Bird": "bird", "Boat": "boat", "Car": "car", "Cat": "cat",
+    "Cattle": "cow", "Deer": "deer", "Dog": "dog", "Duck": "duck", "Harbor seal": "earless_seal",
+    "Elephant": "elephant", "Fish": "fish", "Flying disc": "flying_disc", "Fox": "fox", "Frog": "frog",
+    "Panda": "giant_panda", "Giraffe": "giraffe", "Horse": "horse", "Leopard": "leopard", "Lizard": "lizard",
+    "Monkey": "monkey", "Motorcycle": "motorbike", "Mouse": "mouse", "Parrot": "parrot", "Person": "person",
+    "Rabbit": "rabbit", "Shark": "shark", "Skateboard": "skateboard", "Snake": "snake", "Snowboard": "snowboard",
+    "Squirrel": "squirrel", "Surfboard": "surfboard", "Tennis racket": "tennis_racket", "Tiger": "tiger",
+    "Train": "train", "Truck": "truck", "Turtle": "turtle", "Whale": "whale", "Zebra": "zebra",
+}
+# look-alike names that must never become a target class
+OPENIMAGES_NEVER_TARGET = ("Computer mouse", "Teddy bear", "Table tennis racket", "Red panda")
+
+
+def test_every_2021_class_has_its_openimages_counterpart():
+    classes = ytvis_classes("2021")
+    assert sorted(OPENIMAGES_TO_2021.values()) == sorted(classes)
+    rows = {r["source_name"]: r["source_id"] for r in load_category_table("openimages")}
+    cmap = load_category_map("openimages", "2021")
+    for name, target in OPENIMAGES_TO_2021.items():
+        assert name in rows, name
+        assert cmap[rows[name]] == classes.index(target), name
+    for name in OPENIMAGES_NEVER_TARGET:
+        assert not isinstance(cmap[rows[name]], int), name
+    # the converter's output names categories by display name and MID: the MID decides
+    got = category_map_for([{"id": 1, "name": "Mouse", "mid": "/m/020lf"}, {"id": 2, "name": "x", "mid": "/m/04rmv"}],
+                           "openimages")
+    assert got == {1: AUX, 2: classes.index("mouse")}
+
+
+def test_coco_names_through_the_msd_loader(tmp_path):
+    """COCO 2017's real ids and names in an instances JSON, read by the MSD loader with the table:
+    every 2021 counterpart gets its class, the 59 others the auxiliary placeholder C."""
+    import json
+
+    from realformat import COCO_CATEGORIES
+
+    from visrc.data.category_tables import non_target_classes
+    from visrc.data.msd import load_coco_style
+
+    classes = ytvis_classes("2021")
+    w = 64
+    images = [{"id": k, "file_name": f"{k:012d}.jpg", "height": 32, "width": w} for k, _, _ in COCO_CATEGORIES]
+    anns = [{"id": k, "image_id": k, "category_id": k, "bbox": [2, 2, 20, 20], "iscrowd": 0,
+             "segmentation": [[2, 2, 22, 2, 22, 22, 2, 22]]} for k, _, _ in COCO_CATEGORIES]
+    path = tmp_path / "instances_train2017.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns,
+                                "categories": [{"id": k, "name": n, "supercategory": s} for k, n, s in COCO_CATEGORIES]}))
+    samples = load_coco_style(str(path), "", classes, 59, "coco", category_table="2021")
+    label = {s["instances"][0]["category_id"]: s["instances"][0]["bbox_label"] for s in samples}
+    name = {k: n for k, n, _ in COCO_CATEGORIES}
+    got = {name[k]: classes[v] for k, v in label.items() if v < len(classes)}
+    assert got == COCO_TO_2021
+    assert sorted(name[k] for k, v in label.items() if v == len(classes)) == sorted(non_target_classes("coco", "2021"))
+    assert label[74] == len(classes)                                     # mouse: auxiliary, never the animal
+    # with K = 0 non-target objects are dropped; require_target drops images left with none
+    assert len(load_coco_style(str(path), "", classes, 0, "coco", category_table="2021")) == 21
+    assert len(load_coco_style(str(path), "", classes, 59, "coco", category_table="2021", require_target=True)) == 21

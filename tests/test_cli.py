@@ -51,3 +51,23 @@ def test_make_toy_and_validate(tmp_path, capsys):
 def test_console_entry_point_runs():
     r = subprocess.run([sys.executable, "-m", "visrc", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "validate" in r.stdout
+
+
+def test_configs_lists_every_packaged_config_with_its_description(capsys):
+    from visrc.models.config import CONFIG_DIR, available_configs
+
+    assert main(["configs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in lines] == available_configs() and "toy_baseline" in available_configs()
+    row = dict(ln.split(None, 1) for ln in lines)
+    first = (CONFIG_DIR / "toy_tcis.py").read_text().splitlines()[0].lstrip("# ")
+    assert first.startswith(row["toy_tcis"]) and row["toy_tcis"] == 'Table 1 row "+TCIS" on the toy benchmark'
+    assert all(len(text) <= 112 for text in row.values())
+
+
+def test_unknown_config_names_point_to_visrc_configs():
+    from visrc.models.config import resolve_config_path
+
+    with pytest.raises(FileNotFoundError, match=r"toy_basline: .*did you mean toy_baseline\? available: .*"
+                                                r"`visrc configs` describes them"):
+        resolve_config_path("toy_basline")

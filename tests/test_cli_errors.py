@@ -94,6 +94,37 @@ def _case_make_toy_non_empty(tmp):
     return ["make-toy", "--out", str(tmp / "toy"), "--preset", "small"], "toy"
 
 
+# ---- outputs checked before the work, video files (issue #15 items 1 and 5) ---------------------
+
+def _case_infer_out_exists(tmp):
+    _split(tmp)
+    (tmp / "r.json").write_text("[]")
+    return ["infer", "toy_baseline", str(tmp / "not_read.pth"), "--data", str(tmp), "--out", str(tmp / "r.json")], \
+        "r.json: exists; pass --force"
+
+
+def _case_infer_metrics_out_exists(tmp):
+    (tmp / "m.json").write_text("{}")
+    return ["infer", "toy_baseline", str(tmp / "not_read.pth"), "--metrics-out", str(tmp / "m.json")], "m.json"
+
+
+def _case_infer_missing_video(tmp):
+    return ["infer", "toy_baseline", str(tmp / "x.pth"), "--videos", str(tmp / "nope.mp4"),
+            "--out", str(tmp / "r.json")], "nope.mp4"
+
+
+def _case_demo_undecodable_video(tmp):
+    (tmp / "junk.mp4").write_bytes(b"not a video at all" * 10)
+    return ["demo", "toy_baseline", str(tmp / "x.pth"), str(tmp / "junk.mp4"), "--out", str(tmp / "d.mp4")], \
+        "junk.mp4: not a decodable video"
+
+
+def _case_make_json_out_exists(tmp):
+    (tmp / "v").mkdir()
+    (tmp / "i.json").write_text("{}")
+    return ["make-json", str(tmp / "v"), "--out", str(tmp / "i.json")], "i.json: exists"
+
+
 CASES = {k[len("_case_"):]: v for k, v in globals().items() if k.startswith("_case_")}
 
 
@@ -223,3 +254,4 @@ def test_stale_checkpoint_temp_files_are_removed(tmp_path):
         p.write_bytes(b"x")
     assert sorted(remove_stale_temp_files(tmp_path)) == sorted(str(p) for p in stale)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_1.pth", "last_checkpoint"]
+

@@ -147,3 +147,30 @@ def test_explorer_predictions_from_noisy_ground_truth(toy_small):
     assert sum(len(f) for v in videos for f in v.frames) == visible
     with pytest.raises(ValueError, match="source must be one of"):
         explorer_predictions("oracle", toy_small)
+
+
+def test_auto_source_opens_on_cached_predictions_else_noisy_ground_truth(toy_small, tmp_path, monkeypatch):
+    from visrc.experiments.bitrack_study import resolve_source
+    from visrc.experiments.runs import run_dir
+
+    monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path))
+    source, reason = resolve_source("auto", toy_small)
+    assert source == "gt_noisy" and "no cached predictions of toy_baseline" in reason
+    work = run_dir("toy_baseline", toy_small, 0, None)
+    (work / "predict_forward").mkdir(parents=True)
+    (work / "final_checkpoint.json").write_text("{}")
+    assert resolve_source("auto", toy_small)[0] == "gt_noisy"       # trained, not yet predicted
+    (work / "predict_forward" / "summary.json").write_text("{}")
+    source, reason = resolve_source("auto", toy_small)
+    assert source == "model" and str(work) in reason
+    assert resolve_source("auto", toy_small, seed=1)[0] == "gt_noisy"  # another run
+    assert resolve_source("gt_noisy", toy_small)[0] == "gt_noisy"
+    with pytest.raises(ValueError, match="source must be one of"):
+        resolve_source("oracle", toy_small)
+
+
+def test_main_job_runs_the_explorer_on_the_trained_model():
+    from visrc.reproduce import MAIN_PARAMETERS, QUICK_PARAMETERS
+
+    assert MAIN_PARAMETERS["06_bitrack_explorer"]["source"] == "model"
+    assert QUICK_PARAMETERS["06_bitrack_explorer"]["source"] == "gt_noisy"

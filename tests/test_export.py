@@ -86,13 +86,13 @@ def test_failed_write_keeps_the_old_file(tmp_path):
 
 
 @pytest.mark.parametrize("mutate, pattern", [
-    (lambda r, gt: r.__setitem__("video_id", 999), r"result\[1\]: 'video_id' 999 is not a video"),
-    (lambda r, gt: r.__setitem__("category_id", 77), r"result\[1\]: 'category_id' 77 is not a category"),
+    (lambda r, gt: r.__setitem__("video_id", 999), r"result\[1\]: 'video_id' 999 is not an id of a GT video"),
+    (lambda r, gt: r.__setitem__("category_id", 77), r"result\[1\]: 'category_id' 77 is not an id of a GT category"),
     (lambda r, gt: r.__setitem__("score", float("nan")), r"result\[1\]: 'score' must be a finite number"),
     (lambda r, gt: r.__setitem__("score", "0.5"), r"result\[1\]: 'score' must be a finite number"),
     (lambda r, gt: r["segmentations"].pop(), r"result\[1\]: 'segmentations' has 2 entries but video 1 has 3 frames"),
     (lambda r, gt: r["segmentations"].__setitem__(0, _rle([0, 0, 2, 2], 10, 10)),
-     r"result\[1\]: 'segmentations'\[0\] has size \[10, 10\] but video 1 is \[40, 60\]"),
+     r"result\[1\]: 'segmentations'\[0\] has size \[10, 10\] but the video is \[40, 60\]"),
     (lambda r, gt: r["segmentations"].__setitem__(1, {"size": [40, 60], "counts": [2400]}),
      r"result\[1\]: 'segmentations'\[1\] must be compressed RLE"),
     (lambda r, gt: r["segmentations"].__setitem__(1, [[0, 0, 5, 0, 5, 5]]),
@@ -140,4 +140,4 @@ def test_cli_evaluate_reports_invalid_results(tmp_path, capsys):
     rc = cli_main(["evaluate", "--gt", str(tmp_path / "gt.json"), "--results", str(tmp_path / "res.json")])
     err = capsys.readouterr().err
     assert rc == 1
-    assert "INVALID" in err and "result[2]" in err and "'segmentations'" in err
+    assert "visrc evaluate: error:" in err and "result[2]" in err and "'segmentations'" in err

@@ -1,16 +1,19 @@
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from visrc.data.masks import decode_rle
-from visrc.data.toy import DISTRACTOR_CLASSES, make_toy
+from visrc.data.toy import DISTRACTOR_CLASSES, SPLITS, ToyConfig, make_toy, video_split
 from visrc.data.ytvis import load_ytvis
 
 
 def test_layout_and_valid_json(toy_small):
-    for split in ("train", "valid"):
+    cfg = ToyConfig.preset("small")
+    for split in SPLITS:
         data = load_ytvis(toy_small / split / "instances.json")
+        assert len(data["videos"]) == getattr(cfg, f"n_{split}_videos")
         assert data["videos"] and data["annotations"]
         for v in data["videos"]:
             for f in v["file_names"]:
@@ -25,7 +28,8 @@ def test_layout_and_valid_json(toy_small):
 
 def test_deterministic_bytes(tmp_path, toy_small):
     again = make_toy(tmp_path / "again", preset="small", seed=0, progress=False)
-    for rel in ("train/instances.json", "valid/instances.json", "coco/annotations.json", "openimages/annotations.json"):
+    for rel in ("train/instances.json", "valid/instances.json", "tune/instances.json", "coco/annotations.json",
+                "openimages/annotations.json"):
         assert (again / rel).read_bytes() == (toy_small / rel).read_bytes(), rel
     frame = "train/JPEGImages/train_0000/00000.jpg"
     assert (again / frame).read_bytes() == (toy_small / frame).read_bytes()
@@ -78,7 +82,8 @@ def test_dataset_root_uses_the_given_root_or_the_cached_toy(toy_small, tmp_path,
     def fake_make_toy(root, preset, seed):
         made.append((root, preset, seed))
         root.mkdir(parents=True)
-        (root / "toy_config.json").write_text("{}")                               # written last by make_toy
+        cfg = ToyConfig.preset(preset, seed=seed)
+        (root / "toy_config.json").write_text(json.dumps(dataclasses.asdict(cfg)))   # written last by make_toy
         return root
 
     monkeypatch.setattr(toy, "make_toy", fake_make_toy)
@@ -87,3 +92,66 @@ def test_dataset_root_uses_the_given_root_or_the_cached_toy(toy_small, tmp_path,
     assert made == [(root, "small", 0)]                                           # generated once, then reused
     assert toy.dataset_root("", "small") == root and len(made) == 1
     assert toy.toy_root("small", seed=2).name == "toy_small_seed2" and len(made) == 2
+
+
+def test_tune_split_leaves_the_other_splits_unchanged(tmp_path, toy_small):
+    """The tune split has its own seed stream: adding it changes no byte of the other splits."""
+    without = make_toy(tmp_path / "no_tune", preset="small", seed=0, n_tune_videos=0, progress=False)
+    assert not (without / "tune").exists()
+    for rel in ("train/instances.json", "valid/instances.json", "coco/annotations.json",
+                "openimages/annotations.json", "train/JPEGImages/train_0005/00003.jpg",
+                "valid/JPEGImages/valid_0000/00000.jpg", "valid/JPEGImages/valid_0002/00005.jpg",
+                "coco/images/000001.jpg"):
+        assert (without / rel).read_bytes() == (toy_small / rel).read_bytes(), rel
+    tune, valid = (load_ytvis(toy_small / s / "instances.json") for s in ("tune", "valid"))
+    assert [v["file_names"][0] for v in tune["videos"]] == [f"tune_{i:04d}/00000.jpg" for i in range(3)]
+    assert tune["annotations"] != valid["annotations"]                # not a copy of valid's stream
+    frames = {(toy_small / "tune/JPEGImages" / f).read_bytes() for v in tune["videos"] for f in v["file_names"]}
+    assert len(frames) == sum(v["length"] for v in tune["videos"])
+
+
+def test_video_split_paths_and_missing_split(tmp_path, toy_small):
+    assert video_split(toy_small, "tune") == (toy_small / "tune" / "instances.json", toy_small / "tune" / "JPEGImages")
+    with pytest.raises(FileNotFoundError) as e:
+        video_split(tmp_path, "tune")
+    msg = str(e.value)
+    assert len(msg.splitlines()) == 1 and str(tmp_path / "tune" / "instances.json") in msg
+
+
+def test_toy_root_regenerates_a_stale_cache_under_its_lock(tmp_path, monkeypatch):
+    import visrc.data.toy as toy
+
+    monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path / "runs"))
+    root = tmp_path / "runs" / "data" / "toy_small_seed0"
+    # a cache made before the tune split: its config has no n_tune_videos, a valid video it no longer has
+    old = dataclasses.asdict(ToyConfig.preset("small"))
+    del old["n_tune_videos"]
+    (root / "valid" / "JPEGImages" / "valid_0099").mkdir(parents=True)
+    (root / "tune").mkdir()                                        # no instances.json: an interrupted split
+    (root / "toy_config.json").write_text(json.dumps(old))
+    lock = root.parent / f".{root.name}.lock"
+    made = []
+    real = toy.make_toy
+
+    def make_toy_checking_lock(r, preset, seed):
+        import fcntl
+
+        with open(lock) as f:                                      # held by toy_root while it regenerates
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert not (r / "toy_config.json").exists()                # marked incomplete meanwhile
+        made.append((r, preset, seed))
+        return real(r, preset=preset, seed=seed, progress=False)
+
+    monkeypatch.setattr(toy, "make_toy", make_toy_checking_lock)
+    assert toy.toy_root("small") == root and len(made) == 1
+    assert toy._config_matches(root, ToyConfig.preset("small"))
+    assert video_split(root, "tune")[0].is_file()
+    assert not (root / "valid" / "JPEGImages" / "valid_0099").exists()   # no longer listed: removed
+    valid_dirs = sorted(p.name for p in (root / "valid" / "JPEGImages").iterdir())
+    assert valid_dirs == ["valid_0000", "valid_0001", "valid_0002"]
+    toy.toy_root("small")
+    assert len(made) == 1                                          # now current: reused
+    (root / "toy_config.json").write_text("{not json")
+    toy.toy_root("small")
+    assert len(made) == 2                                          # unreadable: regenerated too

@@ -1,4 +1,5 @@
-"""`visrc` command line. Each subcommand lives with its component; this file only wires them.
+"""`visrc` command line. Each subcommand lives with its component; this file only wires them
+(and holds ``visrc configs``, which lists the packaged configs: too small for a module of its own).
 
 Subcommand modules expose ``add_arguments(parser)`` and ``run(args) -> int`` and are imported
 lazily, so ``visrc validate`` does not pay for importing torch/mmdet.
@@ -23,10 +24,55 @@ SUBCOMMANDS = {
     "validate": ("visrc.evaluation.validate_cli", "validate a YouTube-VIS annotation or results JSON"),
     "evaluate": ("visrc.evaluation.evaluate_cli", "video AP of a results file against YouTube-VIS GT"),
     "train": ("visrc.models.train_cli", "train a model config on mmengine's Runner"),
-    "infer": ("visrc.infer_cli", "run a trained model over a split and write results.json"),
-    "demo": ("visrc.demo_cli", "draw tracked masks/boxes/ids on a video's frames"),
+    "make-json": ("visrc.data.make_json_cli", "turn a folder of videos / frame folders into a YouTube-VIS JSON"),
+    "infer": ("visrc.infer_cli", "run a trained model over a split or video files and write results.json"),
+    "demo": ("visrc.demo_cli", "draw tracked masks/boxes/ids on a video file or frame folder"),
+    "configs": ("visrc.cli", "list the packaged configs (names usable wherever a CONFIG is asked for)"),
     "reproduce": ("visrc.reproduce", "generate data, train, and execute every notebook"),
 }
+
+
+# ---- `visrc configs`: small enough to live here; SUBCOMMANDS points at this module for it
+
+def config_summaries() -> list[tuple[str, str]]:
+    """(name, first sentence of its leading comment) of every packaged config."""
+    import re
+
+    from visrc.models.config import CONFIG_DIR, available_configs
+
+    out = []
+    for name in available_configs():
+        lines = []
+        for line in (CONFIG_DIR / f"{name}.py").read_text().splitlines():
+            if not line.startswith("#"):
+                break
+            lines.append(line.lstrip("#").strip())
+        text = " ".join(lines)
+        sentence = re.split(r"(?<=\.)\s", text, maxsplit=1)[0] if text else ""
+        if len(sentence) > 100:           # a long first sentence: its head (before a top-level ': ') says what it is
+            depth = 0
+            for i, ch in enumerate(sentence):
+                depth += (ch == "(") - (ch == ")")
+                if depth == 0 and sentence.startswith(": ", i):
+                    sentence = sentence[:i]
+                    break
+        if len(sentence) > 110:
+            sentence = sentence[:108].rsplit(" ", 1)[0] + " ..."
+        out.append((name, sentence))
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``visrc configs`` (none)."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """``visrc configs``: one line per packaged config, its name and what it is."""
+    rows = config_summaries()
+    width = max(len(name) for name, _ in rows)
+    for name, text in rows:
+        print(f"{name:<{width}}  {text}")
+    return 0
 
 
 def _load(name: str):
@@ -55,11 +101,11 @@ def _raised_by_visrc(exc: BaseException) -> bool:
 def expected_error(exc: BaseException) -> str | None:
     """The one-line message for an expected failure, or None for anything else (a bug: traceback).
 
-    Expected: a missing file or folder (``FileNotFoundError``, ``NotADirectoryError``,
-    ``IsADirectoryError``), ``json.JSONDecodeError``, the format errors
-    (:class:`visrc.data.ytvis.YTVISFormatError`, :class:`visrc.data.predictions.PredictionsFormatError`),
+    Expected: a missing file or folder or an output in the way (``FileNotFoundError``,
+    ``FileExistsError``, ``NotADirectoryError``, ``IsADirectoryError``), ``json.JSONDecodeError``,
+    the format errors (:class:`visrc.data.ytvis.YTVISFormatError`, :class:`visrc.data.predictions.PredictionsFormatError`),
     :class:`visrc.models.checkpoint.CheckpointError`, and a ``ValueError`` raised in visrc's own code."""
-    if isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+    if isinstance(exc, (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)):
         msg = str(exc) if not exc.filename or str(exc.filename) in str(exc) else f"{exc.filename}: {exc.strerror}"
     elif isinstance(exc, json.JSONDecodeError):
         msg = f"not valid JSON: {exc}"

@@ -36,20 +36,133 @@ def split_paths(config, data_root=None, ann_file: str | None = None,
 
 
 def predict_split(predictor, data: dict, img_root: str | os.PathLike,
-                  log: Callable[[str], None] | None = print) -> list:
+                  log: Callable[[str], None] | None = print, parts_dir: str | os.PathLike | None = None,
+                  parts_key: str = "", skip_bad_frames: bool = False, progress: bool | None = None) -> list:
     """Per-frame predictions (:class:`visrc.data.predictions.VideoPredictions`) of every video of a
     raw YouTube-VIS dict (``file_names`` relative to ``img_root``), by a
-    :class:`visrc.models.predictor.VideoPredictor`."""
-    out = []
-    t0 = time.time()
-    n_frames = 0
-    for i, video in enumerate(data["videos"]):
-        paths = [os.path.join(img_root, f) for f in video["file_names"]]
-        out.append(predictor.predict_video(paths, video["id"], video["height"], video["width"]))
-        n_frames += len(paths)
-        if log and (i + 1) % 10 == 0:
-            log(f"[infer] {i + 1}/{len(data['videos'])} videos, {n_frames / (time.time() - t0):.2f} frames/s")
-    return out
+    :class:`visrc.models.predictor.VideoPredictor`. A video entry with a ``video_file`` (see
+    :func:`visrc.data.video_files.sources_to_ytvis`) is decoded from that file frame by frame.
+
+    ``parts_dir``: each finished video's predictions are kept there (``<id>-<hash of its
+    frames>.npz``, written atomically) and the ones already there are reused, so a re-run after a
+    crash resumes ("resuming: N of M videos done"); parts made under another ``parts_key`` (the
+    model's fingerprint, see :func:`run_inference`) are discarded first.
+
+    A frame that is missing or does not decode fails its video; the other videos still run, then a
+    ``ValueError`` names the first bad frame (the finished videos stay in ``parts_dir``). With
+    ``skip_bad_frames`` such a frame gets no detections and a warning instead.
+
+    ``progress``: a tqdm bar over the videos on stderr, frames/s in its postfix; by default shown
+    when ``log`` is set and stderr is a terminal; without the bar ``log`` gets one line per video.
+    """
+    import hashlib
+    import itertools
+    import json
+    import tempfile
+
+    from tqdm import tqdm
+
+    from visrc.data.frames import check_frame
+    from visrc.data.predictions import FramePredictions, VideoPredictions, load_predictions, save_predictions
+    from visrc.data.video_files import VideoFile, spool_frames
+    from visrc.fileio import atomic_write_json, read_json
+
+    say = log or (lambda _msg: None)
+    entries = list(data["videos"])
+    n = len(entries)
+    parts: dict[int, Path] = {}
+    if parts_dir is not None:
+        parts_dir = Path(parts_dir)
+        manifest = parts_dir / "manifest.json"
+        made_by = read_json(manifest).get("key") if manifest.is_file() else None
+        stale = sorted(parts_dir.glob("*.npz")) if made_by != parts_key else []
+        if stale:
+            say(f"[predict] {parts_dir}: discarding {len(stale)} saved videos of another model, config or scale")
+            for p in stale:
+                p.unlink()
+        atomic_write_json(manifest, {"key": parts_key})
+        for v in entries:
+            frames_id = json.dumps([v.get("video_file"), v["file_names"], v["height"], v["width"]])
+            parts[v["id"]] = parts_dir / f"{v['id']}-{hashlib.sha1(frames_id.encode()).hexdigest()[:12]}.npz"
+    done = {vid for vid, p in parts.items() if p.is_file()}
+    if done:
+        say(f"[predict] resuming: {len(done)} of {n} videos done (saved in {parts_dir})")
+
+    show_bar = (log is not None and sys.stderr.isatty()) if progress is None else bool(progress)
+    bar = tqdm(total=n, initial=len(done), unit="video", desc="predict", file=sys.stderr, disable=not show_bar,
+               dynamic_ncols=True)
+    note = (lambda msg: bar.write(msg, file=sys.stderr)) if show_bar else say     # lines above the bar
+    t_start, n_frames, last_refresh = time.time(), 0, 0.0
+    out, failed = {}, []
+
+    def frame_paths(v, spool_dir):
+        """(t, frame file, whether visrc wrote it) of each frame, decoded lazily from a video file."""
+        if v.get("video_file"):     # at most `length` frames: a caller may shorten the video that way
+            frames = itertools.islice(VideoFile(v["video_file"]), int(v["length"]))
+            return ((t, p, True) for t, p in spool_frames(frames, spool_dir))
+        return ((t, os.path.join(img_root, f), False) for t, f in enumerate(v["file_names"]))
+
+    for i, v in enumerate(entries):
+        vid = v["id"]
+        if vid in done:
+            out[vid] = load_predictions(parts[vid])[0]
+            continue
+        t0, frames, error = time.time(), [], None
+        with tempfile.TemporaryDirectory(prefix="visrc-frames-") as spool_dir:
+            it = frame_paths(v, spool_dir)
+            while error is None:
+                try:
+                    t, path, spooled = next(it)
+                except StopIteration:
+                    break
+                except (FileNotFoundError, ValueError) as e:     # the video file itself does not decode
+                    error = str(e)
+                    break
+                try:
+                    frames.append(predictor.predict_frame(str(path), t, vid, v["length"]))
+                except Exception as e:
+                    if spooled:
+                        raise
+                    try:
+                        check_frame(path)
+                    except (FileNotFoundError, ValueError) as bad:
+                        if not skip_bad_frames:
+                            error = str(bad)
+                            continue
+                        note(f"warning: {bad}; frame {t} of video {vid} gets no predictions (--skip-bad-frames)")
+                        frames.append(None)
+                        continue
+                    raise e                                        # a good frame: not the frame's fault
+                n_frames += 1
+                if show_bar and time.time() - last_refresh > 0.5:
+                    last_refresh = time.time()
+                    bar.set_postfix_str(f"video {vid}: frame {t + 1}/{v['length']}, "
+                                        f"{n_frames / (last_refresh - t_start):.2f} frames/s")
+        good = [f for f in frames if f is not None]
+        if error is None and not good:
+            error = f"{v.get('video_file') or f'video {vid}'}: no decodable frame"
+        if error is not None:
+            failed.append(error)
+            if n > 1:
+                note(f"[predict] video {vid} failed: {error}")
+            bar.update(1)
+            continue
+        empty = FramePredictions.empty(good[0].embeddings.shape[1], good[0].masks is not None)
+        video = VideoPredictions(int(vid), int(v["height"]), int(v["width"]),
+                                 [f if f is not None else empty for f in frames])
+        if vid in parts:
+            save_predictions([video], parts[vid])
+        out[vid] = video
+        bar.update(1)
+        if not show_bar and log:
+            log(f"[predict] video {i + 1}/{n} (id {vid}, {len(frames)} frames): "
+                f"{len(frames) / max(time.time() - t0, 1e-9):.2f} frames/s")
+    bar.close()
+    if failed:
+        kept = f"; the {len(out)} finished videos are kept in {parts_dir} (a re-run resumes)" if parts and out else ""
+        raise ValueError(f"{failed[0]}" + (f" ({len(failed)} of {n} videos failed)" if n > 1 else "") + kept +
+                         "; --skip-bad-frames predicts around bad frames")
+    return [out[v["id"]] for v in entries]
 
 
 def config_tracking(config):
@@ -122,45 +235,82 @@ def run_inference(config, checkpoint, data_root: str | os.PathLike | None = None
                   max_videos: int | None = None, evaluate: bool = True,
                   submission_zip: str | os.PathLike | None = None,
                   log: Callable[[str], None] | None = print, scale: float = 1.0,
-                  class_map: dict | None = None) -> dict:
+                  class_map: dict | None = None, sources=None, overwrite: bool = True,
+                  resume: bool = True, skip_bad_frames: bool = False, progress: bool | None = None) -> dict:
     """Predict a split, save its per-frame predictions (``.npz``), track, write YouTube-VIS
     results to ``out`` and, if the split has annotations, evaluate them.
 
-    The split defaults to the config's ``test_split`` (:func:`split_paths`). ``tracking`` / ``mode``:
-    see :func:`track_and_evaluate` (default: :func:`config_tracking`). ``submission_zip``: also write the CodaLab ``submission.zip``.
+    The split defaults to the config's ``test_split`` (:func:`split_paths`); ``sources`` (video
+    files, frame folders, or folders of them: :func:`visrc.data.video_files.sources_to_ytvis`)
+    replaces it with the user's own videos, ids 1..N, categories the config's classes. A split
+    without categories and annotations (``visrc make-json`` without ``--classes``) takes the
+    config's classes as its categories. ``tracking`` / ``mode``: see :func:`track_and_evaluate`
+    (default: :func:`config_tracking`). ``submission_zip``: also write the CodaLab ``submission.zip``.
     ``scale``: test-time scale (:class:`visrc.models.predictor.VideoPredictor`). ``class_map``:
     config class name -> category name (:func:`match_categories`), checked before the model runs.
-    ``out`` must not be a directory. Returns a summary
-    dict (paths, timings, metrics).
+
+    Outputs are checked before any work: ``out`` must not be a directory, and with
+    ``overwrite=False`` no output may exist (``FileExistsError``). ``resume``: finished videos are
+    kept in ``<out>.parts/`` while the split runs and reused by a re-run of the same model (see
+    :func:`predict_split`, which also says what ``skip_bad_frames`` and ``progress`` do); the folder
+    is removed once the outputs are written. Returns a summary dict (paths, timings, metrics).
     """
+    import hashlib
+    import json
+    import shutil
+
     from visrc.data.predictions import save_predictions
+    from visrc.data.video_files import sources_to_ytvis
     from visrc.data.ytvis import load_ytvis
     from visrc.evaluation.export import write_results, write_submission_zip
     from visrc.models.config import config_classes, load_config
     from visrc.models.predictor import VideoPredictor
 
     out = Path(out)
-    if out.is_dir():
-        raise IsADirectoryError(f"{out}: --out is a directory; give the results .json file to write")
+    predictions_out = Path(predictions_out) if predictions_out else out.with_suffix(".predictions.npz")
+    outputs = [out, predictions_out] + ([Path(submission_zip)] if submission_zip else [])
+    for p in outputs:
+        if p.is_dir():
+            raise IsADirectoryError(f"{p}: is a directory; give the file to write")
+        if p.exists() and not overwrite:
+            raise FileExistsError(f"{p}: exists; pass --force to overwrite it")
     cfg = load_config(config)
-    ann_path, img_root = split_paths(cfg, data_root, ann_file, img_prefix)
-    data = load_ytvis(ann_path)
-    if not Path(img_root).is_dir():
-        raise FileNotFoundError(f"{img_root}: no such frames directory (the split's img_prefix)")
     classes = config_classes(cfg)
+    if sources is not None:
+        data, ann_path, img_root = sources_to_ytvis(sources, classes), "the videos", Path("/")
+    else:
+        ann_path, img_root = split_paths(cfg, data_root, ann_file, img_prefix)
+        data = load_ytvis(ann_path)
+        if not Path(img_root).is_dir():
+            raise FileNotFoundError(f"{img_root}: no such frames directory (the split's img_prefix)")
+        if not data["categories"] and not data.get("annotations"):
+            if log:
+                log(f"[infer] {ann_path} has no categories: using the config's classes ({len(classes)})")
+            data = dict(data, categories=[dict(id=i + 1, name=c) for i, c in enumerate(classes)])
     categories = match_categories(classes, data, ann_path, class_map)    # fail (or warn) before the model runs
     if max_videos is not None:
         keep = {v["id"] for v in data["videos"][:max_videos]}
         data = dict(data, videos=[v for v in data["videos"] if v["id"] in keep],
                     annotations=[a for a in data.get("annotations", []) if a["video_id"] in keep])
 
+    parts_dir, parts_key = None, ""
+    if resume:
+        # the saved videos are reused only by the same model: config, weights and test scale
+        key = hashlib.sha256(json.dumps([cfg.to_dict(), float(scale)], sort_keys=True, default=str).encode())
+        with open(checkpoint, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                key.update(chunk)
+        parts_dir, parts_key = Path(f"{out}.parts"), key.hexdigest()
     predictor = VideoPredictor.from_files(cfg, checkpoint, device, scale)
     t0 = time.time()
-    videos = predict_split(predictor, data, img_root, log)
+    videos = predict_split(predictor, data, img_root, log, parts_dir=parts_dir, parts_key=parts_key,
+                           skip_bad_frames=skip_bad_frames, progress=progress)
     t_pred = time.time() - t0
     n_frames = sum(len(v) for v in videos)
+    # a video file's frame count was read from its packets; the decoded count is the one that holds
+    lengths = {v.video_id: len(v) for v in videos}
+    data = dict(data, videos=[dict(v, length=lengths[v["id"]]) for v in data["videos"]])
 
-    predictions_out = Path(predictions_out) if predictions_out else out.with_suffix(".predictions.npz")
     save_predictions(videos, predictions_out)
 
     default_tracking, default_mode = config_tracking(cfg)
@@ -172,14 +322,20 @@ def run_inference(config, checkpoint, data_root: str | os.PathLike | None = None
     write_results(results, out, gt=data)          # validated against the split's videos
     if submission_zip:
         write_submission_zip(results, submission_zip, gt=data)
+    if parts_dir is not None:
+        shutil.rmtree(parts_dir, ignore_errors=True)
 
     summary = dict(results=str(out), predictions=str(predictions_out), videos=len(videos),
                    frames=n_frames, tracks=len(results), mode=mode, scale=float(scale),
                    predict_seconds=round(t_pred, 2), frames_per_second=round(n_frames / max(t_pred, 1e-9), 3),
                    track_and_evaluate_seconds=round(t_track, 3))
+    if sources is not None:
+        summary["sources"] = {str(v["id"]): v.get("video_file") or os.path.dirname(v["file_names"][0])
+                              for v in data["videos"]}
     if ev:
         summary["metrics"] = ev["metrics"]
         summary["per_category"] = ev["per_category"]
     if log:
-        log(f"[infer] {summary}")
+        log(f"[infer] wrote {out}: {len(results)} tracks in {len(videos)} videos ({n_frames} frames, "
+            f"{summary['frames_per_second']} frames/s)")
     return summary

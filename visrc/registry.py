@@ -12,4 +12,5 @@ import visrc.data.video_dataset  # noqa: F401  YTVISRawDataset
 import visrc.models  # noqa: F401  VISQDTrack, VISRoIHead, VisSyncBN, checkpoint / RNG hooks, VISRunner
 import visrc.models.aux_classes  # noqa: F401  AuxClassBBoxHead
 import visrc.models.heads  # noqa: F401  SemSegHead, MultiLabelClsHead, WeakMaskFCNMaskHead, WeakMaskIoUHead
+import visrc.models.init_weights  # noqa: F401  PretrainedInitHook (`visrc train --init`)
 import visrc.models.tcis  # noqa: F401  TCIS RoI heads

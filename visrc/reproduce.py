@@ -1,7 +1,7 @@
 """`visrc reproduce [--quick] [--only NAME]`: execute every numbered notebook with papermill.
 
 Each notebook in ``notebooks/`` is executed into ``runs/notebooks/<name>.ipynb`` (``VISRC_RUNS_DIR``)
-with its own ``parameters`` defaults, or with the tiny ``QUICK_PARAMETERS`` under ``--quick`` (what
+with its own ``parameters`` defaults updated by ``MAIN_PARAMETERS``, or with the tiny ``QUICK_PARAMETERS`` under ``--quick`` (what
 the test suite runs; its figures go to ``runs/figures_quick/`` unless ``VISRC_FIGURES_DIR`` is set,
 so a quick run never overwrites ``figures/``). Notebooks run side by side (``NOTEBOOK_NEEDS`` orders the ones that use another's
 results); their trainings share the machine through :func:`visrc.experiments.runs.train_cached`'s slots, so
@@ -51,6 +51,12 @@ QUICK_PARAMETERS: dict[str, dict] = {
                             pseudo_tracker={"init_score_thr": 0.05, "obj_score_thr": 0.05},
                             pseudo_score_thr=0.0, pseudo_min_track_len=1),
     "06_bitrack_explorer": dict(toy_preset="small", source="gt_noisy"),
+}
+
+# What the main job sets beyond a notebook's own defaults: notebook 06 opens interactively on
+# whatever is cached ("auto"), but the main job's Fig. 4 and BiTrack study are on the trained baseline.
+MAIN_PARAMETERS: dict[str, dict] = {
+    "06_bitrack_explorer": dict(source="model"),
 }
 
 
@@ -113,7 +119,7 @@ def execute(nb: Path, quick: bool = False, out_dir: Path | None = None, extra: d
 
     out_dir = out_dir or runs_dir() / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    params = dict(QUICK_PARAMETERS.get(nb.stem, {})) if quick else {}
+    params = dict((QUICK_PARAMETERS if quick else MAIN_PARAMETERS).get(nb.stem, {}))
     params.update(extra or {})
     out = out_dir / nb.name
     with kernel_environment():

@@ -1,8 +1,9 @@
-# The paper's baseline with a ResNeSt-50 backbone (sections 2 and 4.1): Mask R-CNN + FPN P2..P7 +
-# quasi-dense track head, 360x640 frames, 12 epochs (LR x0.1 after epochs 8 and 11), SGD momentum
-# 0.9, batch 16 = 4 GPUs x 4 frame pairs, synchronized BatchNorm. GPU config: not run here (a test
-# builds it and runs one forward pass). The paper's exact learning rates and reference-frame
-# interval were lost in the paper's text extraction; the values below are mmdet's standard ones.
+# The paper's baseline with a ResNeSt-50 backbone (sections 2 and 4.1; Table 1 row 1, Exp 1; the full
+# system of row 5 is paper_s50_full.py): Mask R-CNN + FPN P2..P7 + quasi-dense track head, 360x640
+# frames, 12 epochs (LR x0.1 after epochs 8 and 11), SGD momentum 0.9, batch 16 = 4 GPUs x 4 frame
+# pairs, synchronized BatchNorm. GPU config: not run here (a test builds it and runs one forward
+# pass). The paper's exact learning rates and reference-frame interval were lost in the paper's
+# text extraction; the values below are mmdet's standard ones.
 #   torchrun --nproc_per_node=4 -m visrc train visrc/configs/paper_s50.py --launcher pytorch \
 #       --data-root data/youtube_vis_2021 --cfg-options load_from=/path/to/coco_pretrained.pth
 custom_imports = dict(imports=['visrc.registry'], allow_failed_imports=False)

@@ -1,6 +1,7 @@
-# The paper's model with a Swin-S backbone (section 4.1): as paper_s50.py except the backbone, the
-# FPN input channels and the optimizer (AdamW; mmdet's Swin Mask R-CNN values: the paper's exact
-# learning rate was lost in its text extraction). 12 epochs, LR x0.1 after epochs 8 and 11.
+# The paper's baseline (Table 1 row 1's model) with a Swin-S backbone (section 4.1; the full system:
+# paper_swin_s_full.py): as paper_s50.py except the backbone, the FPN input channels and the
+# optimizer (AdamW; mmdet's Swin Mask R-CNN values: the paper's exact learning rate was lost in its
+# text extraction). 12 epochs, LR x0.1 after epochs 8 and 11.
 _base_ = './paper_s50.py'
 
 model = dict(

@@ -130,16 +130,31 @@ def category_map_for(categories: Iterable[Mapping], source: str, version: str = 
     """Apply the reviewed table to an annotation file's ``categories`` (``[{"id", "name"}, ...]``).
 
     Categories are matched by name (after :func:`~visrc.data.categories.normalize_name`), so a file
-    with renumbered ids still maps correctly; an OpenImages category may also be named by its MID.
-    A category the table does not list is a non-target class (``aux``, or ``None`` with
-    ``unmatched='ignore'``). Returns ``{category_id: target_index | "aux" | None}``.
+    with renumbered ids still maps correctly; an OpenImages category may also be named by its MID,
+    or carry it in a ``mid`` field (what :func:`visrc.data.openimages.openimages_csv_to_coco`
+    writes), which wins over the name. A category the table does not list is a non-target class
+    (``aux``, or ``None`` with ``unmatched='ignore'``). Returns ``{category_id: target_index | "aux" | None}``.
     """
     table = load_category_map(source, version, unmatched, target_classes)
     by_name = {normalize_name(r["source_name"]): r["source_id"] for r in _rows(source)}
     default = AUX if unmatched == AUX else None
     out: dict[int, Target] = {}
-    for cat in categories:
+    for i, cat in enumerate(categories):
+        if not isinstance(cat, Mapping) or "id" not in cat or "name" not in cat:
+            raise ValueError(f"categories[{i}]: expected {{'id': int, 'name': str}}, got {cat!r}")
         name = str(cat["name"]).strip()
-        key = name if name in table else by_name.get(normalize_name(name))
+        mid = cat.get("mid")
+        if mid is not None and mid in table:
+            key = mid
+        else:
+            key = name if name in table else by_name.get(normalize_name(name))
         out[int(cat["id"])] = table[key] if key is not None else default
     return out
+
+
+def non_target_classes(source: str = "coco", version: str = "2021") -> list[str]:
+    """The ``source`` class names the table sends to the auxiliary classes for YouTube-VIS
+    ``version`` (COCO 2017 with 2021: the 59 classes that are none of its 40). The paper configs'
+    K (``num_aux``) is the length of this list for COCO and 2021."""
+    column = f"ytvis{_check_version(version)}"
+    return [r["source_name"] for r in _rows(_check_source(source)) if r[column].strip() == AUX]

@@ -37,3 +37,34 @@ def list_frames(video_dir: str | os.PathLike, suffixes=IMG_SUFFIXES) -> list[Pat
     if not frames:
         raise ValueError(f'{d}: no image frames ({", ".join(suffixes)})')
     return frames
+
+
+def check_frame(path: str | os.PathLike) -> None:
+    """Raise ``FileNotFoundError`` (missing) or ``ValueError`` (not a whole, decodable image) naming
+    ``path``; return None for a good frame. Decodes the image fully (Pillow), so callers use it to
+    explain a failed load rather than on every frame."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f'{p}: no such frame')
+    try:
+        with Image.open(p) as im:
+            im.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        reason = 'truncated' if 'truncated' in str(e).lower() else type(e).__name__
+        raise ValueError(f'{p}: not a decodable image ({reason})') from None
+
+
+def frame_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) of an image file from its header; ``ValueError`` naming it when unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except FileNotFoundError:
+        raise FileNotFoundError(f'{path}: no such frame') from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f'{path}: not a decodable image ({type(e).__name__})') from None
+    return int(h), int(w)

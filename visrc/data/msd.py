@@ -6,7 +6,10 @@ Pieces, from plain functions to the mmdet pipeline:
   the ``PseudoRefFrame`` transform).
 * :func:`load_coco_style` - COCO-format and OpenImages-format (COCO-like JSON) annotations to one
   common sample dict, with categories mapped to target indices / the auxiliary placeholder and a
-  per-instance weak-mask flag.
+  per-instance weak-mask flag; by name + aliases (the toy), or through the reviewed category tables
+  (``category_table='2021'``: the real COCO 2017 / OpenImages classes, :mod:`visrc.data.category_tables`).
+* :func:`visrc.data.openimages.openimages_csv_to_coco` - OpenImages' released CSVs + mask PNGs to
+  that JSON (re-exported here).
 * :func:`mixed_source_indices` / :class:`MixedSourceSampler` - an epoch drawn from several sources
   in a fixed ratio.
 * mmdet side: :class:`MSDImageDataset` (still images as 1-frame videos), :class:`LoadMSDAnnotations`
@@ -25,10 +28,16 @@ Annotation format accepted for both image sources (what the toy generator should
 An annotation is *weak* when its image or itself has ``"weak_mask": true``, when it has no
 segmentation, or when the whole source is declared weak (``weak=True``). Weak instances train the
 detector and the tracker, never the mask losses (mask head, mask IoU, TCIS, semantic seg).
+
+Images without a target object (paper 3.2): a COCO image whose objects are all non-target classes
+is **kept** when K > 0 (its objects are auxiliary objects: ignoring them "discards a majority of
+the dataset", the reason for the auxiliary classes); with ``require_target=True`` (the paper
+configs' OpenImages source: "a subset from OpenImage that has common object categories") such an
+image is **dropped**. An image left with no instance at all is dropped either way (unless
+``keep_empty``).
 """
 from __future__ import annotations
 
-import json
 import math
 import os.path as osp
 from typing import Iterator, Mapping, Optional, Sequence
@@ -41,7 +50,9 @@ from mmdet.datasets.transforms import LoadTrackAnnotations, PackTrackInputs
 from mmdet.registry import DATA_SAMPLERS, DATASETS, TRANSFORMS
 
 from visrc.data.categories import AUX, COCO_ALIASES, OPENIMAGES_ALIASES, build_category_map, mapped_label
+from visrc.data.category_tables import category_map_for
 from visrc.data.masks import decode_rle, to_rle
+from visrc.data.openimages import openimages_csv_to_coco  # noqa: F401  (re-exported)
 from visrc.data.pseudo_frames import Rng, as_rng
 
 
@@ -56,7 +67,8 @@ def _has_segmentation(segm) -> bool:
 
 def load_coco_style(ann_file: str, img_prefix: str, target_classes: Sequence[str], num_aux: int,
                     source: str = "coco", aliases: Optional[Mapping[str, Optional[str]]] = None,
-                    unmatched: str = AUX, weak: bool = False, keep_empty: bool = False) -> list[dict]:
+                    unmatched: str = AUX, weak: bool = False, keep_empty: bool = False,
+                    category_table: Optional[str] = None, require_target: bool = False) -> list[dict]:
     """Read a COCO-format / OpenImages-format (COCO-like) JSON into common sample dicts.
 
     Args:
@@ -69,6 +81,10 @@ def load_coco_style(ann_file: str, img_prefix: str, target_classes: Sequence[str
         aliases: name aliases (default :data:`COCO_ALIASES` / :data:`OPENIMAGES_ALIASES`).
         weak: declare every mask of this source weak.
         keep_empty: keep images left with no instances (default: drop them).
+        category_table: a YouTube-VIS version ('2021' / '2019'): map the categories through the
+            reviewed table of ``source`` (by name, or an OpenImages ``mid`` field) instead of
+            names + ``aliases``; every table target must be one of ``target_classes``.
+        require_target: drop images without a target-class instance (auxiliary ones do not count).
 
     Returns:
         A list of ``{'img_path', 'img_id', 'height', 'width', 'source', 'weak' (any instance weak),
@@ -76,14 +92,24 @@ def load_coco_style(ann_file: str, img_prefix: str, target_classes: Sequence[str
         'mask' (compressed RLE dict or None), 'weak_mask' (bool), 'instance_id' (index in the image,
         the pseudo track id), 'ignore_flag' (0/1, from iscrowd)}]}``.
     """
-    with open(ann_file) as f:
-        data = json.load(f)
-    if aliases is None:
-        aliases = OPENIMAGES_ALIASES if source == "openimages" else COCO_ALIASES
+    from visrc.fileio import read_json
+
+    data = read_json(ann_file)
+    for key in ("images", "categories"):
+        if not isinstance(data.get(key), list):
+            raise ValueError(f"{ann_file}: field '{key}' must be a list (a COCO-style instances JSON)")
     C = len(target_classes)
-    cat_map = build_category_map(data.get("categories", []), target_classes, aliases, unmatched)
+    if category_table is not None:
+        cat_map = category_map_for(data["categories"], source, category_table, unmatched, target_classes)
+    else:
+        if aliases is None:
+            aliases = OPENIMAGES_ALIASES if source == "openimages" else COCO_ALIASES
+        cat_map = build_category_map(data["categories"], target_classes, aliases, unmatched)
     by_img: dict[int, list] = {}
-    for ann in data.get("annotations", []):
+    for k, ann in enumerate(data.get("annotations") or []):
+        for key in ("image_id", "category_id", "bbox"):
+            if key not in ann:
+                raise ValueError(f"{ann_file}: annotations[{k}] (id={ann.get('id')}): missing field '{key}'")
         by_img.setdefault(ann["image_id"], []).append(ann)
     samples = []
     for img in data.get("images", []):
@@ -105,67 +131,12 @@ def load_coco_style(ann_file: str, img_prefix: str, target_classes: Sequence[str
                 category_id=int(ann["category_id"]), mask=to_rle(segm, H, W) if has else None,
                 weak_mask=bool(img_weak or ann.get("weak_mask", False) or not has),
                 instance_id=len(instances), ignore_flag=int(bool(ann.get("iscrowd", 0)))))
-        if not instances and not keep_empty:
+        if not keep_empty and (not instances or (require_target and all(i["is_aux"] for i in instances))):
             continue
         samples.append(dict(img_path=osp.join(img_prefix, img["file_name"]), img_id=int(img["id"]), height=H,
                             width=W, source=source, weak=any(i["weak_mask"] for i in instances),
                             instances=instances))
     return samples
-
-
-def openimages_csv_to_coco(boxes_csv: str, classes_csv: str, image_dir: str, out_json: Optional[str] = None,
-                           keep_classes: Optional[Sequence[str]] = None, ext: str = ".jpg") -> dict:
-    """Convert OpenImages' box CSVs to the COCO-like JSON that :func:`load_coco_style` reads.
-
-    Args:
-        boxes_csv: ``*-annotations-bbox.csv`` (ImageID, LabelName, XMin, XMax, YMin, YMax (normalised),
-            IsGroupOf, ...).
-        classes_csv: ``class-descriptions-boxable.csv`` (``/m/xxxx,Display Name`` rows, no header).
-        image_dir: where ``<ImageID><ext>`` live; sizes are read from the image headers (PIL).
-        keep_classes: display names to keep (case-insensitive); default all.
-
-    OpenImages instance masks are separate PNGs of varying quality: they are not read, every
-    annotation is written without ``segmentation`` and so is weak (detection + tracking only).
-    ``IsGroupOf == 1`` becomes ``iscrowd: 1``. Images that are missing on disk are skipped.
-    """
-    import csv
-    from PIL import Image
-
-    with open(classes_csv, newline="") as f:
-        mid2name = {row[0]: row[1] for row in csv.reader(f) if len(row) >= 2}
-    keep = {k.lower() for k in keep_classes} if keep_classes else None
-    names = sorted({n for n in mid2name.values() if keep is None or n.lower() in keep})
-    cat_id = {n: i + 1 for i, n in enumerate(names)}
-    images, annotations, sizes = [], [], {}
-    with open(boxes_csv, newline="") as f:
-        for row in csv.DictReader(f):
-            name = mid2name.get(row["LabelName"])
-            if name not in cat_id:
-                continue
-            iid = row["ImageID"]
-            if iid not in sizes:
-                path = osp.join(image_dir, iid + ext)
-                if not osp.exists(path):
-                    sizes[iid] = None
-                    continue
-                with Image.open(path) as im:
-                    w, h = im.size
-                sizes[iid] = (len(images) + 1, h, w)
-                images.append(dict(id=len(images) + 1, file_name=iid + ext, height=h, width=w))
-            if sizes[iid] is None:
-                continue
-            img_id, h, w = sizes[iid]
-            x1, x2 = float(row["XMin"]) * w, float(row["XMax"]) * w
-            y1, y2 = float(row["YMin"]) * h, float(row["YMax"]) * h
-            annotations.append(dict(id=len(annotations) + 1, image_id=img_id, category_id=cat_id[name],
-                                    bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1),
-                                    iscrowd=int(row.get("IsGroupOf", "0") == "1")))
-    data = dict(images=images, annotations=annotations,
-                categories=[dict(id=i, name=n) for n, i in cat_id.items()])
-    if out_json:
-        with open(out_json, "w") as f:
-            json.dump(data, f)
-    return data
 
 
 def sample_masks(sample: dict) -> Optional[np.ndarray]:
@@ -239,6 +210,14 @@ def _sizes_of(dataset) -> list[int]:
     raise TypeError("MixedSourceSampler needs a ConcatDataset (cumulative_sizes or datasets)")
 
 
+def frames_of(dataset) -> int:
+    """Key frames one pass over a source offers: the sum of its videos' ``video_length`` (a video
+    dataset, what mmdet's ``TrackImgSampler`` visits per epoch), else its length (still images)."""
+    if not hasattr(dataset, "get_data_info"):
+        return len(dataset)
+    return int(sum(int(dataset.get_data_info(i).get("video_length", 1)) for i in range(len(dataset))))
+
+
 class MixedSourceSampler(Sampler):
     """Epoch sampler over a ``ConcatDataset`` with a per-source sampling ratio.
 
@@ -249,14 +228,35 @@ class MixedSourceSampler(Sampler):
         dataset: ``torch``/``mmengine`` ``ConcatDataset``.
         ratios: one weight per sub-dataset (normalised).
         length: samples per epoch over all ranks (default ``len(dataset)``).
+        anchor_source: instead of ``length``: the epoch gives source ``anchor_source`` one sample
+            per frame (:func:`frames_of`; a video dataset gets as many samples as a
+            ``TrackImgSampler`` epoch of it) and the other sources ``ratios`` times as many on top,
+            so the length follows the data (``length = frames * sum(ratios) / ratios[anchor]``).
         seed: base seed (default 0); the epoch is mixed in, see :meth:`set_epoch`.
     Under distributed training each rank takes every ``world_size``-th index of the same epoch.
+    A video source's item is a whole video (its key frame is drawn by ``UniformRefFrameSample``).
+    ``self.dataset`` is the ``ConcatDataset``, so mmdet's ``TrackAspectRatioBatchSampler`` can group
+    portrait and landscape images.
     """
 
     def __init__(self, dataset, ratios: Sequence[float], length: Optional[int] = None, seed: Optional[int] = None,
-                 shuffle: bool = True) -> None:
+                 shuffle: bool = True, anchor_source: Optional[int] = None) -> None:
+        self.dataset = dataset
         self.sizes = _sizes_of(dataset)
         self.ratios = list(ratios)
+        if len(self.ratios) != len(self.sizes):
+            raise ValueError(f"MixedSourceSampler: {len(self.ratios)} ratios for {len(self.sizes)} sources")
+        if anchor_source is not None:
+            if length is not None:
+                raise ValueError("MixedSourceSampler: give length or anchor_source, not both")
+            if not 0 <= anchor_source < len(self.sizes) or self.ratios[anchor_source] <= 0:
+                raise ValueError(f"MixedSourceSampler: anchor_source {anchor_source} is not a source with a "
+                                 f"positive ratio (ratios {self.ratios})")
+            subsets = getattr(dataset, "datasets", None)
+            if subsets is None:
+                raise TypeError("MixedSourceSampler: anchor_source needs a ConcatDataset with .datasets")
+            frames = frames_of(subsets[anchor_source])
+            length = int(math.ceil(frames * sum(self.ratios) / self.ratios[anchor_source]))
         self.length = int(length) if length is not None else int(sum(self.sizes))
         self.seed = 0 if seed is None else int(seed)
         self.epoch = 0
@@ -304,7 +304,9 @@ class MSDImageDataset(BaseDataset):
 
     Args (besides ``BaseDataset``'s ``ann_file``, ``data_root``, ``data_prefix=dict(img_path=...)``,
     ``pipeline``, ``metainfo=dict(classes=target classes)``): ``num_aux`` (K), ``source``
-    (``'coco'``/``'openimages'``), ``aliases``, ``unmatched``, ``weak`` (all masks weak).
+    (``'coco'``/``'openimages'``), ``aliases``, ``unmatched``, ``weak`` (all masks weak),
+    ``category_table`` (a YouTube-VIS version: the reviewed category tables instead of names +
+    aliases), ``require_target`` (drop images without a target object); see :func:`load_coco_style`.
     ``video_id`` values are negative (``-(img_id + 1) - id_offset``) so they never collide with
     YouTube-VIS video ids.
     """
@@ -312,9 +314,11 @@ class MSDImageDataset(BaseDataset):
     METAINFO: dict = dict(classes=())
 
     def __init__(self, *args, num_aux: int = 0, source: str = "coco", aliases: Optional[dict] = None,
-                 unmatched: str = AUX, weak: bool = False, id_offset: int = 0, **kwargs) -> None:
+                 unmatched: str = AUX, weak: bool = False, id_offset: int = 0, category_table: Optional[str] = None,
+                 require_target: bool = False, **kwargs) -> None:
         self.num_aux, self.source, self.aliases = num_aux, source, aliases
         self.unmatched, self.weak, self.id_offset = unmatched, weak, id_offset
+        self.category_table, self.require_target = category_table, require_target
         super().__init__(*args, **kwargs)
 
     def load_data_list(self) -> list[dict]:
@@ -323,7 +327,8 @@ class MSDImageDataset(BaseDataset):
             raise ValueError("MSDImageDataset needs metainfo=dict(classes=<target classes>)")
         self._metainfo["classes"] = tuple(classes)  # a tuple like YouTubeVISDataset's (ConcatDataset compares)
         samples = load_coco_style(self.ann_file, self.data_prefix.get("img_path", "") or "", classes, self.num_aux,
-                                  self.source, self.aliases, self.unmatched, self.weak)
+                                  self.source, self.aliases, self.unmatched, self.weak,
+                                  category_table=self.category_table, require_target=self.require_target)
         out = []
         for s in samples:
             vid = -(s["img_id"] + 1) - self.id_offset

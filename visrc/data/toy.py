@@ -14,15 +14,23 @@ Layout written by :func:`make_toy` (the real YouTube-VIS layout for the video sp
 
     out/train/instances.json   out/train/JPEGImages/<video>/<frame>.jpg
     out/valid/instances.json   out/valid/JPEGImages/<video>/<frame>.jpg   (GT included, unlike the real valid)
+    out/tune/instances.json    out/tune/JPEGImages/<video>/<frame>.jpg    (thresholds and model choices are
+                                                                          made here, never on valid)
     out/coco/annotations.json  out/coco/images/<id>.jpg                   (COCO instances format)
     out/openimages/annotations.json  out/openimages/images/<id>.jpg       (boxes; masks missing or coarse:
                                                                           annotations carry "weak_mask": true)
     out/toy_config.json        the knobs used
+
+Every video and image has its own random stream, ``default_rng([seed, split_id, index])`` with
+split ids train 0, valid 1, coco 2, openimages 3, tune 4: a split's bytes do not depend on the
+size of any other split. :func:`video_split` names a video split's files and fails clearly when
+the split is absent (a real YouTube-VIS root has no ``tune/``; it is made from train).
 """
 from __future__ import annotations
 
 import dataclasses
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +58,9 @@ VIDEO_CLASSES = ("fish", "shark", "turtle", "bird", "car", "truck")
 DISTRACTOR_CLASSES = ("kite", "frisbee", "umbrella")
 COCO_CLASSES = ("bird", "car", "truck", "kite", "frisbee", "umbrella")   # 3 shared with the videos, 3 not
 OPENIMAGES_CLASSES = ("fish", "shark", "turtle", "bird")
+SPLITS = ("train", "valid", "tune")          # the video splits, in the YouTube-VIS layout
+# each split's seed stream; a new split takes a new id so the existing splits keep their bytes
+_SPLIT_IDS = {"train": 0, "valid": 1, "coco": 2, "openimages": 3, "tune": 4}
 
 
 @dataclass
@@ -59,6 +70,7 @@ class ToyConfig:
     seed: int = 0
     n_train_videos: int = 48
     n_valid_videos: int = 16
+    n_tune_videos: int = 32            # the tuning split (no tune/ when 0)
     frames: int = 15
     height: int = 144
     width: int = 256
@@ -80,8 +92,8 @@ class ToyConfig:
     def preset(cls, name: str, **overrides) -> "ToyConfig":
         presets = {
             "default": {},
-            "small": dict(n_train_videos=6, n_valid_videos=3, frames=6, height=72, width=128,
-                          n_coco_images=8, n_openimages_images=8),
+            "small": dict(n_train_videos=6, n_valid_videos=3, n_tune_videos=3, frames=6, height=72,
+                          width=128, n_coco_images=8, n_openimages_images=8),
         }
         if name not in presets:
             raise ValueError(f"unknown toy preset {name!r}; choose from {sorted(presets)}")
@@ -345,27 +357,84 @@ def make_toy(out: str | Path, preset: str = "default", seed: int = 0, progress: 
     if unknown:
         raise ValueError(f"unknown toy classes {sorted(unknown)}; known: {sorted(CLASS_LIBRARY)}")
     out = Path(out)
-    total = cfg.n_train_videos + cfg.n_valid_videos + cfg.n_coco_images + cfg.n_openimages_images
+    total = (cfg.n_train_videos + cfg.n_valid_videos + cfg.n_tune_videos + cfg.n_coco_images
+             + cfg.n_openimages_images)
+    ids = _SPLIT_IDS
     with tqdm(total=total, desc=f"toy[{preset}] -> {out}", unit="item", disable=not progress) as bar:
-        _write_video_split(out, "train", cfg.n_train_videos, cfg, 0, bar)
-        _write_video_split(out, "valid", cfg.n_valid_videos, cfg, 1, bar)
-        _write_image_set(out, "coco", cfg.n_coco_images, COCO_CLASSES, cfg, 2, False, bar)
-        _write_image_set(out, "openimages", cfg.n_openimages_images, OPENIMAGES_CLASSES, cfg, 3, True, bar)
+        _write_video_split(out, "train", cfg.n_train_videos, cfg, ids["train"], bar)
+        _write_video_split(out, "valid", cfg.n_valid_videos, cfg, ids["valid"], bar)
+        if cfg.n_tune_videos:
+            _write_video_split(out, "tune", cfg.n_tune_videos, cfg, ids["tune"], bar)
+        _write_image_set(out, "coco", cfg.n_coco_images, COCO_CLASSES, cfg, ids["coco"], False, bar)
+        _write_image_set(out, "openimages", cfg.n_openimages_images, OPENIMAGES_CLASSES, cfg, ids["openimages"],
+                         True, bar)
     atomic_write_json(out / "toy_config.json", dataclasses.asdict(cfg), indent=2)
     return out
 
 
+def video_split(root: str | Path, name: str) -> tuple[Path, Path]:
+    """``(instances.json, JPEGImages/)`` of the video split ``name`` under ``root``; a one-line
+    ``FileNotFoundError`` naming the missing path when the split is absent."""
+    ann, img = Path(root) / name / "instances.json", Path(root) / name / "JPEGImages"
+    for path in (ann, img):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no {name!r} split under {root} (missing)")
+    return ann, img
+
+
+def _config_matches(root: Path, cfg: ToyConfig) -> bool:
+    """Whether ``root/toy_config.json`` (written last by :func:`make_toy`) holds exactly ``cfg``."""
+    try:
+        written = json.loads((root / "toy_config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return written == json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def _prune(root: Path) -> None:
+    """Remove frames and images that no annotation file of ``root`` lists (left by an older,
+    larger configuration), and video splits the configuration no longer has."""
+    import shutil
+
+    for split in SPLITS:
+        ann, img = root / split / "instances.json", root / split / "JPEGImages"
+        if not ann.is_file() and (root / split).exists():
+            shutil.rmtree(root / split)
+        elif ann.is_file() and img.is_dir():
+            keep = {f.split("/")[0] for v in json.loads(ann.read_text())["videos"] for f in v["file_names"]}
+            for d in img.iterdir():
+                if d.name not in keep:
+                    shutil.rmtree(d)
+    for name in ("coco", "openimages"):
+        ann, img = root / name / "annotations.json", root / name / "images"
+        if ann.is_file() and img.is_dir():
+            keep = {i["file_name"] for i in json.loads(ann.read_text())["images"]}
+            for f in img.iterdir():
+                if f.name not in keep:
+                    f.unlink()
+
+
 def toy_root(preset: str = "default", seed: int = 0) -> Path:
     """The generated toy benchmark for (preset, seed) under ``runs/data/``; generated on first use,
-    once even when several notebooks ask at the same time."""
+    once even when several notebooks ask at the same time.
+
+    A cached root whose ``toy_config.json`` differs from what :meth:`ToyConfig.preset` gives now
+    (made by an older generator, e.g. before the tune split) is regenerated in place: unchanged
+    splits are rewritten with the same bytes, files no longer listed are removed."""
     from visrc.fileio import file_lock
     from visrc.paths import runs_dir
 
+    cfg = ToyConfig.preset(preset, seed=seed)
     root = runs_dir() / "data" / f"toy_{preset}_seed{seed}"
-    if not (root / "toy_config.json").is_file():      # written last by make_toy
+    if not _config_matches(root, cfg):
         with file_lock(root.parent / f".{root.name}.lock"):
-            if not (root / "toy_config.json").is_file():
+            if not _config_matches(root, cfg):
+                stale = (root / "toy_config.json").is_file()
+                if stale:   # marks the root incomplete until make_toy writes the new one last
+                    (root / "toy_config.json").unlink()
                 make_toy(root, preset=preset, seed=seed)
+                if stale:
+                    _prune(root)
     return root
 
 

@@ -1,8 +1,15 @@
-"""`visrc evaluate --gt GT.json --results RES.json [--out metrics.json]`: video AP, printed as a table."""
+"""`visrc evaluate --gt GT.json --results RES.json [--out metrics.json]`: video AP, printed as a table.
+
+Both files are checked first (:mod:`visrc.evaluation.validation`): a problem raises
+:class:`visrc.data.ytvis.YTVISFormatError`, which ``visrc`` prints as one line naming the file, the
+record and the field; what does not change the metric (a GT box a little outside its image, an area
+that disagrees with its mask) is a ``warning:`` line on stderr and the evaluation goes on.
+"""
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 
 def add_arguments(parser) -> None:
@@ -11,7 +18,7 @@ def add_arguments(parser) -> None:
                         help="results JSON (a list of predicted tracks) or a submission.zip holding results.json")
     parser.add_argument("--out", help="also write the metrics (summary, per-category AP, counts) to this JSON")
     parser.add_argument("--no-validate", action="store_true",
-                        help="skip the checks of the results against the GT (ids, frame counts, RLE sizes)")
+                        help="skip the checks of both files (types, ids, frame counts, RLE sizes and counts)")
     parser.add_argument("--no-per-category", action="store_true", help="print the summary only")
 
 
@@ -35,20 +42,19 @@ def format_table(result, per_category: bool = True) -> str:
 
 
 def run(args) -> int:
-    from visrc.data.ytvis import YTVISFormatError, load_ytvis
-    from visrc.evaluation.export import load_results
+    from visrc.evaluation.validation import load_gt_checked, load_results_checked
     from visrc.evaluation.ytvis_eval import evaluate_ytvis
     from visrc.fileio import atomic_write_json
 
-    try:
-        gt = load_ytvis(args.gt, validate=not args.no_validate)
-        results = load_results(args.results, gt, validate=not args.no_validate)
-        t0 = time.perf_counter()
-        res = evaluate_ytvis(gt, results)
-        took = time.perf_counter() - t0
-    except (YTVISFormatError, ValueError, FileNotFoundError) as e:
-        print(f"INVALID: {e}", file=sys.stderr)
-        return 1
+    if args.out and Path(args.out).is_dir():   # before the work, not after it
+        raise IsADirectoryError(f"{args.out}: is a folder (--out takes a JSON file name)")
+    gt, warnings = load_gt_checked(args.gt, validate=not args.no_validate)
+    results, res_warnings = load_results_checked(args.results, gt, validate=not args.no_validate)
+    for line in warnings + res_warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    t0 = time.perf_counter()
+    res = evaluate_ytvis(gt, results)
+    took = time.perf_counter() - t0
     c = res.counts
     print(f"{args.results}: {c['predictions']} predictions over {c['videos']} videos, {c['gt_tracks']} GT tracks, "
           f"{c['categories']} categories (evaluated in {took:.2f} s)")

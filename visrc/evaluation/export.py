@@ -12,97 +12,25 @@ never a truncated one.
 from __future__ import annotations
 
 import json
-import math
-import numbers
 import os
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from visrc.data.ytvis import YTVISFormatError
+from visrc.evaluation.validation import RESULT_KEYS, SUBMISSION_MEMBER, read_results
+from visrc.evaluation.validation import validate_results as _check
 from visrc.fileio import atomic_write, atomic_write_json, read_json
 
-RESULT_KEYS = ("video_id", "category_id", "score", "segmentations")
-SUBMISSION_MEMBER = "results.json"
 
-
-def _err(source: str, where: str, msg: str) -> YTVISFormatError:
-    return YTVISFormatError(f"{source}: {where}: {msg}")
-
-
-def _gt_index(gt: Mapping | str | os.PathLike) -> tuple[dict, set]:
-    if isinstance(gt, (str, os.PathLike)):
-        gt = read_json(gt)
-    videos = {v["id"]: (int(v["length"]), int(v["height"]), int(v["width"])) for v in gt["videos"]}
-    return videos, {c["id"] for c in gt["categories"]}
-
-
-def validate_results(results: Any, gt: Mapping | str | os.PathLike, source: str | os.PathLike = "<memory>") -> None:
-    """Raise :class:`YTVISFormatError` at the first problem; the message names the file, the result
-    index and the field. Checks: a list of objects with the four fields; ``video_id`` and
-    ``category_id`` known to ``gt``; ``score`` a finite number; one ``segmentations`` entry per frame
-    of the video, each ``null`` or a compressed RLE whose ``size`` is the video's ``[height, width]``.
-    """
-    source = str(source)
-    videos, cats = _gt_index(gt)
-    if not isinstance(results, list):
-        raise _err(source, "top level", f"expected a list of predictions, got {type(results).__name__}")
-    for i, r in enumerate(results):
-        where = f"result[{i}]"
-        if not isinstance(r, dict):
-            raise _err(source, where, f"expected an object, got {type(r).__name__}")
-        for k in RESULT_KEYS:
-            if k not in r:
-                raise _err(source, where, f"missing field '{k}'")
-        vid = r["video_id"]
-        if vid not in videos:
-            raise _err(source, where, f"'video_id' {vid!r} is not a video of the GT")
-        if r["category_id"] not in cats:
-            raise _err(source, where, f"'category_id' {r['category_id']!r} is not a category of the GT")
-        score = r["score"]
-        if isinstance(score, bool) or not isinstance(score, numbers.Real) or not math.isfinite(float(score)):
-            raise _err(source, where, f"'score' must be a finite number, got {score!r}")
-        length, h, w = videos[vid]
-        segs = r["segmentations"]
-        if not isinstance(segs, list):
-            raise _err(source, where, f"'segmentations' must be a list, got {type(segs).__name__}")
-        if len(segs) != length:
-            raise _err(source, where, f"'segmentations' has {len(segs)} entries but video {vid} has {length} frames")
-        for t, s in enumerate(segs):
-            if s is None:
-                continue
-            if not isinstance(s, dict) or "size" not in s or "counts" not in s:
-                raise _err(source, where, f"'segmentations'[{t}] must be null or an RLE {{'size', 'counts'}}, "
-                                          f"got {type(s).__name__}")
-            if not isinstance(s["counts"], (str, bytes)):
-                raise _err(source, where, f"'segmentations'[{t}] must be compressed RLE ('counts' a string), "
-                                          f"got 'counts' of type {type(s['counts']).__name__}")
-            size = s["size"]
-            try:
-                ok = len(size) == 2 and [int(v) for v in size] == [h, w]
-            except (TypeError, ValueError):
-                ok = False
-            if not ok:
-                shown = list(size) if isinstance(size, (list, tuple)) else repr(size)
-                raise _err(source, where, f"'segmentations'[{t}] has size {shown} but video {vid} is [{h}, {w}]")
+def validate_results(results: Any, gt: Mapping | str | os.PathLike, source: str | os.PathLike = "<memory>") -> list[str]:
+    """:func:`visrc.evaluation.validation.validate_results` with ``gt`` a dict or a GT file: raises
+    :class:`visrc.data.ytvis.YTVISFormatError` naming the file, the result index and the field; returns warning lines."""
+    return _check(results, read_json(gt) if isinstance(gt, (str, os.PathLike)) else gt, source=source)
 
 
 def load_results(path: str | os.PathLike, gt: Mapping | str | os.PathLike, validate: bool = True) -> list[dict]:
     """Read a results JSON (or a ``submission.zip`` holding ``results.json``) and validate it against ``gt``."""
-    path = Path(path)
-    if path.suffix == ".zip":
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file")
-        with zipfile.ZipFile(path) as z:
-            names = [n for n in z.namelist() if Path(n).name == SUBMISSION_MEMBER]
-            if not names:
-                raise YTVISFormatError(f"{path}: no '{SUBMISSION_MEMBER}' inside the zip")
-            try:
-                results = json.loads(z.read(names[0]))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}!{names[0]}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-    else:
-        results = read_json(path)
+    results, _ = read_results(path)
     if validate:
         validate_results(results, gt, source=path)
     return results

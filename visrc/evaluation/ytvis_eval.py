@@ -19,7 +19,9 @@ that oracle on randomized cases. The implementation is visrc's own and faster
   go to the later GT) runs batched over all (video, category) groups, area ranges and thresholds at
   once, one numpy step per detection rank (:mod:`visrc.evaluation.track_match`).
 * **Accumulation and summary.** COCO's precision/recall arrays ``[T, R, K, A, M]`` built with
-  vectorized cumulative sums; the summary is the oracle's own formula on identical arrays.
+  vectorized cumulative sums; the summary is the oracle's own formula on identical arrays. The
+  per-category curve (``_curves``) takes a batch of detection lists, so the bootstrap over videos
+  (:mod:`visrc.evaluation.bootstrap`) re-accumulates many resamples with the same code.
 
 Semantics taken from the oracle (and tested against it):
 
@@ -133,6 +135,39 @@ def evaluate_ytvis(gt: Mapping | str | os.PathLike, results: Sequence[Mapping] |
 
 
 def _evaluate(gt, results, max_dets) -> YTVISEvalResult:
+    m = _prepare(gt, results, max_dets)
+    precision, recall = _accumulate(m.g, m.d, m.tps, m.fps, len(m.cat_ids), m.max_dets)
+    stats = _summarize(precision, recall, m.max_dets)
+    per_cat = {}
+    for k, c in enumerate(m.cat_ids):
+        s = precision[:, :, k, 0, -1]
+        per_cat[c] = float(np.mean(s[s > -1])) if (s > -1).any() else -1.0
+    return YTVISEvalResult(
+        stats=stats, per_category=per_cat,
+        category_names={c: str(m.cats[c].get("name", c)) for c in m.cat_ids},
+        precision=precision, recall=recall, cat_ids=m.cat_ids,
+        counts={"videos": len(m.vid_ids), "gt_tracks": len(m.g.tracks.segs), "predictions": m.n_results,
+                "predictions_used": len(m.d.tracks.segs), "categories": len(m.cat_ids)})
+
+
+@dataclass
+class _Matched:
+    """Everything before accumulation. Matching is per (video, category), so these per-prediction
+    flags also serve any dataset made of copies of these videos (:mod:`visrc.evaluation.bootstrap`)."""
+
+    g: "_GT"
+    d: "_DT"
+    tps: np.ndarray          # [D, A, T] bool: true positive
+    fps: np.ndarray          # [D, A, T] bool: false positive (ignored ones are neither)
+    vid_ids: list            # GT video ids, sorted: the video positions used by g and d
+    cat_ids: list            # GT category ids, sorted: the category positions
+    cats: dict               # category id -> its GT record
+    max_dets: list[int]      # sorted
+    n_results: int
+
+
+def _prepare(gt, results, max_dets) -> _Matched:
+    """Read the inputs, compute the track IoUs and match predictions to GT tracks."""
     gt = _as_data(gt)
     if isinstance(results, (str, os.PathLike)):   # a results JSON or a submission.zip
         from visrc.evaluation.export import load_results
@@ -150,19 +185,7 @@ def _evaluate(gt, results, max_dets) -> YTVISEvalResult:
     d = _predictions(results, vid_pos, cat_pos, max_dets[-1])
     group_iou, g_by_vc, d_area = _ious_and_areas(g, d, sizes)
     tps, fps = _match(g, d, group_iou, g_by_vc, d_area)
-    precision, recall = _accumulate(g, d, tps, fps, len(cat_ids), max_dets)
-
-    stats = _summarize(precision, recall, max_dets)
-    per_cat = {}
-    for k, c in enumerate(cat_ids):
-        s = precision[:, :, k, 0, -1]
-        per_cat[c] = float(np.mean(s[s > -1])) if (s > -1).any() else -1.0
-    return YTVISEvalResult(
-        stats=stats, per_category=per_cat,
-        category_names={c: str(cats[c].get("name", c)) for c in cat_ids},
-        precision=precision, recall=recall, cat_ids=cat_ids,
-        counts={"videos": len(vid_ids), "gt_tracks": len(g.tracks.segs), "predictions": len(results),
-                "predictions_used": len(d.tracks.segs), "categories": len(cat_ids)})
+    return _Matched(g, d, tps, fps, vid_ids, cat_ids, cats, max_dets, len(results))
 
 
 @dataclass
@@ -293,81 +316,123 @@ def _match(g: _GT, d: _DT, group_iou: dict, g_by_vc: dict, d_area: np.ndarray) -
     return DTM & ~DTIG, ~DTM & ~DTIG
 
 
+def _gt_counts(g: _GT, K: int) -> np.ndarray:
+    """Non-ignored GT tracks per category and area range: [K, A] int."""
+    npig = np.zeros((K, len(AREA_RNG)), np.int64)
+    if len(g.tracks.cat):
+        np.add.at(npig, np.array(g.tracks.cat), (~g.ignore).T.astype(np.int64))
+    return npig
+
+
+def _recall_steps(p: int) -> np.ndarray:
+    """v(thr) = #{v : v / p < thr} for every recall threshold: [R] (zeros when p is 0)."""
+    return np.searchsorted(np.arange(p + 1) / p, REC_THRS, side="left") if p else np.zeros(len(REC_THRS), np.int64)
+
+
+def _curves(tp_inc: np.ndarray, fp_inc: np.ndarray, npk: np.ndarray,
+            vthr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """COCO's precision at the recall thresholds and final recall of B detection lists of one
+    category and one maxDets, each in score order (the oracle's per-category loop body).
+
+    ``tp_inc``, ``fp_inc``: [B, N, A', T] bool, row i of list b; a list shorter than N is padded
+    with all-False rows. ``npk``: [B, A'] non-ignored GT counts (> 0). ``vthr``: [B, A', R],
+    :func:`_recall_steps` of ``npk``. Returns precision [B, A', T, R] and recall [B, A', T].
+    Padding repeats the last row's tp/fp sums, so it changes no value: the results equal those of
+    each list alone, bit for bit (an empty list gives precision and recall 0, as in the oracle).
+    """
+    B, N, A_, T = tp_inc.shape
+    R = vthr.shape[-1]
+    # integer sums (a bool -> int32 cumsum is several times faster than one straight to float64)
+    tp = np.cumsum(tp_inc, axis=1, dtype=np.int32).astype(np.float64)   # [B, N, A', T]
+    fp = np.cumsum(fp_inc, axis=1, dtype=np.int32).astype(np.float64)
+    recall = tp[:, -1] / npk[:, :, None]                               # rc[-1], rc = tp / npig
+    pr = tp / (fp + tp + _EPS)
+    pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]          # the oracle's envelope loop
+    # searchsorted(rc, recThrs, 'left') per (list, area, IoU) column: rc = tp / npig with integer
+    # tp, so rc >= thr <=> tp >= v(thr), v(thr) = #{v : v / npig < thr}. That is first true at
+    # row 0 when v is 0, else at the v-th true positive; never (precision 0) past the last one.
+    hits = tp_inc.reshape(B, N, A_ * T).transpose(0, 2, 1).reshape(-1, N)   # [C, N]
+    C = hits.shape[0]
+    n_hit = hits.sum(axis=1)
+    first = np.cumsum(n_hit) - n_hit                                   # each column's first hit in hit_row
+    hit_row = np.r_[np.flatnonzero(hits) % N, 0]                       # row of every hit, column-major
+    v = np.repeat(vthr, T, axis=1).reshape(C, R)
+    reached = v <= n_hit[:, None]
+    nth = np.minimum(first[:, None] + v - 1, len(hit_row) - 1)
+    idx = np.where(v == 0, 0, hit_row[np.maximum(nth, 0)])
+    prc = pr.reshape(B, N, A_ * T).transpose(0, 2, 1).reshape(C, N)
+    vals = np.where(reached, np.take_along_axis(prc, idx, axis=1), 0.0)
+    return vals.reshape(B, A_, T, R), recall
+
+
 def _accumulate(g: _GT, d: _DT, tps_all: np.ndarray, fps_all: np.ndarray, K: int,
                 max_dets: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """COCO's precision [T, R, K, A, M] and recall [T, K, A, M] (-1 where undefined)."""
     A, T, R, M = len(AREA_RNG), len(IOU_THRS), len(REC_THRS), len(max_dets)
     precision = -np.ones((T, R, K, A, M))
     recall = -np.ones((T, K, A, M))
-    npig = np.zeros((K, A), np.int64)
-    has_gt = np.zeros(K, bool)
-    if len(g.tracks.cat):
-        g_cat = np.array(g.tracks.cat)
-        np.add.at(npig, g_cat, (~g.ignore).T.astype(np.int64))
-        has_gt[g_cat] = True
+    npig = _gt_counts(g, K)
     d_score_arr = d.score
     d_rank_arr = d.rank
     d_cat_arr = np.array(d.tracks.cat, np.int64)
     cat_bounds = np.searchsorted(d_cat_arr, np.arange(K + 1))
     for k in range(K):
         a0, a1 = cat_bounds[k], cat_bounds[k + 1]
-        if not has_gt[k] and a1 == a0:
-            continue                      # no evaluated (video, category): E is empty
         if not (npig[k] > 0).any():
-            continue
-        # v(thr) = #{v : v / npig < thr} for every recall threshold, per area range (see below)
-        vthr_k = np.stack([np.searchsorted(np.arange(p + 1) / p, REC_THRS, side="left") if p else
-                           np.zeros(R, np.int64) for p in npig[k]])
+            continue                      # no GT to recall: undefined
+        ok_a = np.flatnonzero(npig[k] > 0)
+        npk = npig[k, ok_a]
+        vthr_k = np.stack([_recall_steps(p) for p in npk])
         for mi, md in enumerate(max_dets):
-            sel = np.flatnonzero(d_rank_arr[a0:a1] < md) + a0
-            sc = d_score_arr[sel]
-            inds = np.argsort(-sc, kind="mergesort")
-            rows = sel[inds]
+            rows = _score_order(d_score_arr, d_rank_arr, a0, a1, md)
             nd = len(rows)
-            tp_sum = np.cumsum(tps_all[rows], axis=0, dtype=np.float64)   # [n, A, T]
-            fp_sum = np.cumsum(fps_all[rows], axis=0, dtype=np.float64)
-            ok_a = np.flatnonzero(npig[k] > 0)
             if nd == 0:   # the oracle: recall 0, precision 0 at every recall threshold
                 recall[:, k, ok_a, mi] = 0
                 precision[:, :, k, ok_a, mi] = 0
                 continue
-            npk = npig[k, ok_a]
-            tp, fp = tp_sum[:, ok_a, :], fp_sum[:, ok_a, :]               # [n, A', T]
-            recall[:, k, ok_a, mi] = (tp[-1] / npk[:, None]).T              # rc[-1], rc = tp / npig
-            pr = tp / (fp + tp + _EPS)
-            pr = np.maximum.accumulate(pr[::-1], axis=0)[::-1]             # the oracle's envelope loop
-            # searchsorted(rc, recThrs, 'left') per (area, IoU) column, all columns in one call:
-            # rc = tp / npig with integer tp, so rc < thr <=> tp < v(thr), v(thr) = #{v : v / npig < thr}
-            vthr = np.minimum(vthr_k[ok_a], nd + 1)                          # [A', R]
-            cols = tp.reshape(nd, -1).T                                      # [A'*T, n], rows nondecreasing
-            C = cols.shape[0]
-            off = np.arange(C, dtype=np.float64)[:, None] * (nd + 1)         # keeps the concatenation sorted
-            pos = np.searchsorted((cols + off).ravel(), (np.repeat(vthr, T, axis=0) + off).ravel(), side="left")
-            idx = pos.reshape(C, R) - np.arange(C)[:, None] * nd
-            prc = pr.reshape(nd, -1).T
-            vals = np.where(idx < nd, np.take_along_axis(prc, np.minimum(idx, nd - 1), axis=1), 0.0)
-            precision[:, :, k, ok_a, mi] = vals.reshape(len(ok_a), T, R).transpose(1, 2, 0)
+            pr, rc = _curves(tps_all[rows][None][:, :, ok_a], fps_all[rows][None][:, :, ok_a],
+                             npk[None], vthr_k[None])
+            recall[:, k, ok_a, mi] = rc[0].T
+            precision[:, :, k, ok_a, mi] = pr[0].transpose(1, 2, 0)
     return precision, recall
 
 
-def _summarize(precision: np.ndarray, recall: np.ndarray, max_dets: Sequence[int]) -> dict[str, float]:
-    """The oracle's ``summarize`` (same slicing and mean, so the same floating-point result)."""
-    out = {}
+def _score_order(score: np.ndarray, rank: np.ndarray, a0: int, a1: int, max_det: int) -> np.ndarray:
+    """Rows ``a0:a1`` (one category; video, then rank order) of rank < ``max_det``, sorted by
+    score, ties in row order (the oracle's mergesort)."""
+    sel = np.flatnonzero(rank[a0:a1] < max_det) + a0
+    return sel[np.argsort(-score[sel], kind="mergesort")]
+
+
+def _summary_index(name: str, max_dets: Sequence[int]) -> tuple[bool, Any, list[int], list[int]]:
+    """(is AP, IoU threshold or None, area indices, maxDets indices) of one summary value, as the
+    oracle's ``summarize`` slices them."""
+    _, ap, iou_thr, area, mdet = SUMMARY_SPEC[SUMMARY_KEYS.index(name)]
     md = list(max_dets)
-    for name, ap, iou_thr, area, mdet in SUMMARY_SPEC:
-        if len(md) == 3:   # the oracle uses maxDets[0..2] for 1/10/100
-            mdet = {1: md[0], 10: md[1], 100: md[2]}[mdet]
-        aind = [i for i, lbl in enumerate(AREA_LBL) if lbl == area]
-        mind = [i for i, m in enumerate(md) if m == mdet]
-        if ap == 1:
-            s = precision
-            if iou_thr is not None:
-                s = s[np.where(iou_thr == IOU_THRS)[0]]
-            s = s[:, :, :, aind, mind]
-        else:
-            s = recall
-            if iou_thr is not None:
-                s = s[np.where(iou_thr == IOU_THRS)[0]]
-            s = s[:, :, aind, mind]
-        out[name] = -1.0 if len(s[s > -1]) == 0 else float(np.mean(s[s > -1]))
-    return out
+    if len(md) == 3:   # the oracle uses maxDets[0..2] for 1/10/100
+        mdet = {1: md[0], 10: md[1], 100: md[2]}[mdet]
+    aind = [i for i, lbl in enumerate(AREA_LBL) if lbl == area]
+    mind = [i for i, m in enumerate(md) if m == mdet]
+    return bool(ap), iou_thr, aind, mind
+
+
+def _summarize(precision: np.ndarray, recall: np.ndarray, max_dets: Sequence[int],
+               names: Sequence[str] = SUMMARY_KEYS) -> dict[str, float]:
+    """The oracle's ``summarize`` (same slicing and mean, so the same floating-point result)."""
+    return {name: _summary_value(precision, recall, *_summary_index(name, max_dets)) for name in names}
+
+
+def _summary_value(precision: np.ndarray, recall: np.ndarray, ap: bool, iou_thr, aind: list[int],
+                   mind: list[int]) -> float:
+    """One summary value: the mean of the defined entries of its slice (-1 if none)."""
+    if ap:
+        s = precision
+        if iou_thr is not None:
+            s = s[np.where(iou_thr == IOU_THRS)[0]]
+        s = s[:, :, :, aind, mind]
+    else:
+        s = recall
+        if iou_thr is not None:
+            s = s[np.where(iou_thr == IOU_THRS)[0]]
+        s = s[:, :, aind, mind]
+    return -1.0 if len(s[s > -1]) == 0 else float(np.mean(s[s > -1]))

@@ -4,13 +4,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SOURCES = ("model", "gt_noisy")
+SOURCES = ("auto", "model", "gt_noisy")
+
+
+def resolve_source(source: str, data_root, config: str = "toy_baseline", seed: int = 0,
+                   train_epochs: int | None = None) -> tuple[str, str]:
+    """``(source, one-line reason)``: ``"auto"`` becomes ``"model"`` when ``config``'s run for
+    ``seed`` is trained and its predictions are cached (the main job makes them), else ``"gt_noisy"``,
+    so an interactive session never waits for a training; other sources pass through."""
+    from visrc.experiments.runs import run_dir
+
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if source != "auto":
+        return source, f"source={source!r} (as asked)"
+    work = run_dir(config, Path(data_root), seed, train_epochs)
+    if (work / "final_checkpoint.json").is_file() and any(work.glob("predict_forward/summary.json")):
+        return "model", f"source='model': cached predictions of {config} (seed {seed}) in {work}"
+    return "gt_noisy", (f"source='gt_noisy': no cached predictions of {config} (seed {seed}) yet; "
+                        f"`make reproduce` trains it, or pass source='model' to train it now")
 
 
 def explorer_predictions(source: str, data_root, split: str = "valid", config: str = "toy_baseline", seed: int = 0,
                          train_epochs: int | None = None, emb_noise: float = 1.0, label_flip: float = 0.1,
                          box_jitter: float = 0.1, miss_rate: float = 0.1, duplicate_rate: float = 0.5):
-    """(videos, class names) of ``split``: ``source="model"`` -> the cached predictions of ``config``
+    """(videos, class names) of ``split``: ``source="auto"`` -> :func:`resolve_source` (prints which it
+    took); ``"model"`` -> the cached predictions of ``config``
     trained with ``seed`` (trained on first use); ``"gt_noisy"`` -> detections made from the ground
     truth (no model) with noisy embeddings, flipped labels, jittered boxes, missed detections and
     near-duplicates (:func:`visrc.data.predictions.predictions_from_gt`). The defaults are notebook
@@ -22,9 +41,12 @@ def explorer_predictions(source: str, data_root, split: str = "valid", config: s
     from visrc.experiments.runs import predict_cached, train_cached
     from visrc.models.config import config_classes, load_config
 
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     root = Path(data_root)
+    if source == "auto":
+        source, reason = resolve_source(source, root, config, seed, train_epochs)
+        print(reason)
+    elif source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     if source == "model":
         checkpoint = train_cached(config, root, seed=seed, max_epochs=train_epochs)
         return load_predictions(predict_cached(config, checkpoint, root)["predictions"]), list(config_classes(load_config(config)))

@@ -1,8 +1,8 @@
 """The run cache: train a config once, predict a split once, with machine-wide compute slots.
 
-A run is keyed by (config, data root, seed, epochs, overrides, numeric mode) and lives in
-``runs/experiments/<config>-<hash>/`` (``VISRC_RUNS_DIR``). Re-executing a notebook reuses the
-checkpoint and the saved per-frame predictions unless ``force=True``; a training that was killed
+A run is keyed by (config, data root, seed, epochs, overrides, init checkpoint, numeric mode) and
+lives in ``runs/experiments/<config>-<hash>/`` (``VISRC_RUNS_DIR``). Re-executing a notebook reuses
+the checkpoint and the saved per-frame predictions unless ``force=True``; a training that was killed
 resumes from its last checkpoint. Training runs in a subprocess (``python -m visrc train``) so a
 notebook kernel does not carry mmengine's global state, and its log goes to ``train.log``. That
 subprocess starts with :func:`visrc.numerics.pinned_env` (one thread, AVX2 kernels, whatever the
@@ -28,15 +28,34 @@ from visrc.paths import runs_dir
 
 
 def run_dir(config: str, data_root: str | Path, seed: int = 0, max_epochs: int | None = None,
-            cfg_options: dict | None = None) -> Path:
-    """The directory of one (config content, data, seed, schedule, overrides, numerics) run: editing
-    a config (or its ``_base_``) gives new runs instead of silently reusing stale checkpoints, and
+            cfg_options: dict | None = None, init: str | Path | None = None) -> Path:
+    """The directory of one (config content, data, seed, schedule, overrides, init, numerics) run
+    (data: its path, and for a generated toy root the sha1 of its ``toy_config.json``):
+    editing a config (or its ``_base_``) or retraining the init checkpoint (its path and the sha1
+    of its bytes are in the key) gives new runs instead of silently reusing stale checkpoints, and
     pinned and native runs (:func:`visrc.numerics.cache_key`) never share one."""
-    key = json.dumps({"config": str(config), "config_text": config_fingerprint(config),
-                      "data": str(Path(data_root).resolve()), "seed": seed, "epochs": max_epochs,
-                      "options": cfg_options or {}, "numerics": numerics.cache_key()}, sort_keys=True)
+    fields = {"config": str(config), "config_text": config_fingerprint(config),
+              "data": str(Path(data_root).resolve()), "seed": seed, "epochs": max_epochs,
+              "options": cfg_options or {}, "numerics": numerics.cache_key()}
+    generated = Path(data_root) / "toy_config.json"
+    if generated.is_file():         # a regenerated toy root (new splits or sizes) keeps its path
+        fields["data_config"] = file_sha1(generated)
+    if init is not None:            # only then: runs without an init keep their directories
+        fields["init"] = {"path": str(Path(init).resolve()), "sha1": file_sha1(init)}
+    key = json.dumps(fields, sort_keys=True)
     name = Path(str(config)).stem
     return runs_dir() / "experiments" / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def file_sha1(path: str | Path) -> str:
+    """sha1 of a file's bytes (a missing file is a ``FileNotFoundError`` naming it)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def config_fingerprint(config: str | Path) -> str:
@@ -103,8 +122,12 @@ def _native_threads() -> int:
 
 
 def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: int | None = None,
-                 cfg_options: dict | None = None, force: bool = False, threads: int | None = None) -> Path:
+                 cfg_options: dict | None = None, force: bool = False, threads: int | None = None,
+                 init: str | Path | None = None) -> Path:
     """Train (or resume, or reuse) and return the final checkpoint's path.
+
+    ``init``: a pretrained detector checkpoint the run starts from (``visrc train --init``, e.g.
+    :func:`visrc.experiments.pretrain.pretrained_checkpoint`); part of the run key with its sha1.
 
     Safe to call from several processes at once: one of them trains a given run while the others
     wait for it, and at most :func:`training_slots` trainings run on the machine at a time.
@@ -116,7 +139,7 @@ def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: 
     if threads is not None and numerics.mode() == "pinned" and threads != numerics.THREADS:
         raise ValueError(f"train_cached(threads={threads}): pinned numerics train on {numerics.THREADS} "
                          f"thread(s); set {numerics.MODE_VARIABLE}=native to choose the thread count")
-    work = run_dir(config, data_root, seed, max_epochs, cfg_options)
+    work = run_dir(config, data_root, seed, max_epochs, cfg_options, init)
     done = work / "final_checkpoint.json"
     if done.is_file() and not force:
         return Path(read_json(done)["checkpoint"])
@@ -124,6 +147,8 @@ def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: 
            "--data-root", str(data_root), "--seed", str(seed), "--resume", "auto"]
     if max_epochs is not None:
         cmd += ["--max-epochs", str(max_epochs)]
+    if init is not None:
+        cmd += ["--init", str(Path(init).resolve())]
     if cfg_options:
         cmd += ["--cfg-options"] + [f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}" for k, v in cfg_options.items()]
     env = numerics.subprocess_env(threads or _native_threads())

@@ -1,7 +1,23 @@
 """The paper's tables and the summary of toy runs beside them: mean, std and count over seeds."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from visrc.evaluation.bootstrap import BootstrapResult
+
 TABLE_METRICS = ("AP", "AP50", "AP75", "AR1", "AR10")
+
+
+def interval_columns(boot: BootstrapResult) -> dict:
+    """A table row's bootstrap columns (:func:`visrc.evaluation.bootstrap.bootstrap_ap` over videos):
+    ``<metric>_low`` and ``<metric>_high`` (the percentile interval) and ``<metric>_boot_std`` for
+    every metric bootstrapped, e.g. ``{"AP_low", "AP_high", "AP_boot_std"}``. The ``boot_`` prefix
+    keeps the resampling spread apart from the seed spread (``"AP std"`` of :func:`summary_table`)."""
+    out = {}
+    for m in boot.point:
+        out.update({f"{m}_low": boot.low[m], f"{m}_high": boot.high[m], f"{m}_boot_std": boot.std[m]})
+    return out
 
 
 def metrics_row(metrics: dict) -> dict:

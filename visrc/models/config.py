@@ -45,7 +45,7 @@ def resolve_config_path(config: str | os.PathLike) -> str:
     close = difflib.get_close_matches(p.stem, available_configs(), n=1)
     hint = f'did you mean {close[0]}? ' if close else ''
     raise FileNotFoundError(f'{config}: no such config file (nor visrc/configs/{name}); {hint}'
-                            f'available: {", ".join(available_configs())}')
+                            f'available: {", ".join(available_configs())} (`visrc configs` describes them)')
 
 
 def config_classes(cfg) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""``visrc train CONFIG [--work-dir DIR] [--resume [CKPT|auto]] [--data-root DIR] [--cfg-options k=v ...]``
+"""``visrc train CONFIG [--work-dir DIR] [--resume [CKPT|auto]] [--init CKPT] [--data-root DIR] [--cfg-options ...]``
 
 Training on mmengine's Runner. Checkpoints are written atomically every epoch (or every N
 iterations with an ``IterBasedTrainLoop``, see the config's ``default_hooks.checkpoint``); a run
@@ -7,6 +7,13 @@ that was killed resumes from the last one with ``--resume`` and continues the sa
 needs a checkpoint in the work dir (none is an error); ``--resume auto`` resumes when there is one
 and starts from scratch otherwise, saying which; ``--resume CKPT`` resumes from that file. Temp
 files of a save that was interrupted are removed when training starts.
+
+``--init CKPT`` (or the config key ``init_checkpoint``) starts the model from a pretrained detector
+checkpoint (an mmdet model-zoo Mask R-CNN, or the toy COCO pretraining ``toy_pretrain_coco``):
+:class:`visrc.models.init_weights.PretrainedInitHook` copies what transfers before the first
+iteration, writes ``init_report.json`` in the work dir and logs its summary. A resumed run keeps
+its checkpoint's weights (resume wins; one log line says so). ``--init`` with a config's own
+``load_from`` (a full checkpoint of this model, not resumed) is refused: one or the other.
 
 ``--max-epochs N`` longer than the config's schedule scales its epoch-based LR milestones
 proportionally (a milestone at 2 of 3 epochs moves to 8 of 12); a shorter one keeps them (those
@@ -41,6 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--resume', nargs='?', const=RESUME_LAST, default=None, metavar='CKPT|auto',
                    help='without a value: resume from the last checkpoint in the work dir (an error if there '
                         'is none); "auto": resume if there is one, else start; CKPT: resume from that file')
+    p.add_argument('--init', metavar='CKPT',
+                   help='start from this pretrained detector checkpoint (an mmdet Mask R-CNN or a visrc '
+                        'checkpoint): what transfers is copied, the rest keeps its fresh init; '
+                        'init_report.json in the work dir says which (ignored when the run resumes)')
     p.add_argument('--data-root', help='dataset root (replaces the config\'s data_root)')
     p.add_argument('--max-epochs', type=int,
                    help='override the number of training epochs (a longer run scales the LR milestones)')
@@ -138,8 +149,29 @@ def set_max_epochs(cfg, max_epochs: int) -> str | None:
     return f'--max-epochs {max_epochs}: ' + '; '.join(changes) if changes else None
 
 
+def set_init_checkpoint(cfg, init=None) -> None:
+    """``--init CKPT`` (else the config's ``init_checkpoint``) -> a :class:`PretrainedInitHook` in
+    ``cfg.custom_hooks`` with the config's class names. The file must exist unless the run resumes;
+    a non-resuming ``load_from`` with it is a ``ValueError`` (two sources for the same weights)."""
+    from visrc.models.config import config_classes
+
+    if init:
+        cfg.init_checkpoint = str(init)
+    ckpt = cfg.get('init_checkpoint')
+    if not ckpt:
+        return
+    if not cfg.get('resume') and not osp.isfile(str(ckpt)):    # a resumed run never reads it
+        raise FileNotFoundError(f'{ckpt}: no such checkpoint file (--init / init_checkpoint)')
+    if cfg.get('load_from') and not cfg.get('resume'):
+        raise ValueError(f'--init {ckpt} and load_from={cfg.load_from}: both would set the weights; '
+                         'give one (load_from loads a checkpoint of this same model)')
+    hooks = [h for h in (cfg.get('custom_hooks') or []) if h.get('type') != 'PretrainedInitHook']
+    hooks.append(dict(type='PretrainedInitHook', checkpoint=str(ckpt), dst_classes=list(config_classes(cfg))))
+    cfg.custom_hooks = hooks
+
+
 def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epochs=None, seed=None,
-                   cfg_options=None, launcher='none'):
+                   cfg_options=None, launcher='none', init=None):
     """Load a config and apply the command-line overrides; returns the mmengine Config."""
     from visrc.models.config import load_config, resolve_config_path
 
@@ -166,6 +198,7 @@ def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epoch
         ckpt = resume_checkpoint(cfg.work_dir, resume)
         if ckpt is not None:                # --resume auto with nothing saved yet: start as configured
             cfg.resume, cfg.load_from = True, ckpt
+    set_init_checkpoint(cfg, init)
     cfg.launcher = launcher
     return cfg
 
@@ -217,5 +250,5 @@ def run(args: argparse.Namespace) -> int:
         numerics.write_report(args.work_dir, info)
     train(args.config, work_dir=args.work_dir, resume=args.resume, data_root=args.data_root,
           max_epochs=args.max_epochs, seed=args.seed, cfg_options=args.cfg_options,
-          launcher=args.launcher)
+          launcher=args.launcher, init=args.init)
     return 0

@@ -26,6 +26,11 @@ from visrc.tracking.merge_events import MergeEvent, merge_events, shared_detecti
 from visrc.viz.bitrack_figure import DETECTIONS_ROW, ROWS, FrameLoader, _default_frames, bitrack_figure
 
 
+# The explorer's widgets by attribute name; each gets the CSS class ``visrc-<name>``.
+CONTROLS = ("video", "sort", "threshold", "min_valid", "prev_event", "next_event", "event_info", "frame", "play",
+            "n_cols", "show_detections", "image", "info")
+
+
 def pair_table_html(result: BiTrackResult, thr: float, max_rows: int = 30,
                     highlight: tuple[int, int] | None = None) -> str:
     """The (forward x backward) mean-IoU table as HTML: merged pairs shaded, values above ``thr``
@@ -77,6 +82,10 @@ class BiTrackExplorer:
     ``n_cols`` (frames side by side), ``show_detections`` (Checkbox: a row of all detections with
     their scores, those below the tracking thresholds too), ``image`` (the rendered figure, PNG, at
     its pixel size) and ``info`` (HTML: summary line and pair table).
+
+    Each of these widgets carries the CSS class ``visrc-<name>`` (``_`` written ``-``, e.g.
+    ``visrc-next-event``) and the whole explorer ``visrc-bitrack-explorer``: stable hooks for
+    browser tests (``tests/test_browser_explorer.py``) and user styles.
 
     The two passes of every video are computed once; moving the threshold re-runs only the merge.
     Each user action renders the picture once (``render_count`` counts renders).
@@ -138,6 +147,9 @@ class BiTrackExplorer:
                               W.HBox([self.prev_event, self.next_event, self.event_info]),
                               W.HBox([self.play, self.frame, self.n_cols, self.show_detections]),
                               self.image, self.info])
+        for name in CONTROLS:
+            getattr(self, name).add_class("visrc-" + name.replace("_", "-"))
+        self.widget.add_class("visrc-bitrack-explorer")
         self._merge()
         self.render()
 

@@ -1,0 +1,42 @@
+"""The toy COCO pretraining (paper 4.1: networks pretrained on MS COCO) as a cached run, once per
+backbone.
+
+:func:`pretrained_checkpoint` trains (once, :func:`visrc.experiments.runs.train_cached`) the image
+Mask R-CNN of :data:`PRETRAIN_CONFIGS` for a video config's backbone on the data root's still-image
+set (``coco/``) and returns its checkpoint; a video run starts from it with
+``train_cached(config, ..., init=pretrained_checkpoint(config, data_root))``. The pretraining
+configs are the toy ones: a paper config (ResNeSt, Swin-S) loads a model-zoo checkpoint instead
+(``init_checkpoint`` / ``visrc train --init``, docs/pretraining.md).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from visrc.experiments.runs import train_cached
+
+PRETRAIN_CONFIGS = {"resnet": "toy_pretrain_coco", "swin": "toy_pretrain_coco_swin"}
+_BACKBONE_FAMILY = {"ResNet": "resnet", "ResNetV1d": "resnet", "ResNeXt": "resnet", "ResNeSt": "resnet",
+                    "SwinTransformer": "swin"}
+
+
+def backbone_of(config) -> str:
+    """``"resnet"`` or ``"swin"``: the family of the config's backbone type (``model.detector.backbone``
+    of a video model, ``model.backbone`` of an image detector), read from the loaded config, not
+    from its name. Another backbone is a ``ValueError`` naming the config and the type."""
+    from visrc.models.config import load_config
+
+    cfg = load_config(config)
+    model = cfg.model
+    backbone = (model.get("detector") or model).get("backbone") or {}
+    kind = backbone.get("type")
+    if kind not in _BACKBONE_FAMILY:
+        raise ValueError(f"{config}: model backbone type {kind!r} has no toy pretraining "
+                         f"(known: {', '.join(sorted(_BACKBONE_FAMILY))})")
+    return _BACKBONE_FAMILY[kind]
+
+
+def pretrained_checkpoint(config, data_root: str | Path, seed: int = 0,
+                          max_epochs: int | None = None) -> Path:
+    """The checkpoint of the toy COCO pretraining for ``config``'s backbone on ``data_root`` (trained
+    on first use, cached like every run; ``max_epochs`` shortens its schedule, e.g. quick mode)."""
+    return train_cached(PRETRAIN_CONFIGS[backbone_of(config)], data_root, seed=seed, max_epochs=max_epochs)
