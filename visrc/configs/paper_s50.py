@@ -5,7 +5,7 @@
 # pass). The paper's exact learning rates and reference-frame interval were lost in the paper's
 # text extraction; the values below are mmdet's standard ones.
 #   torchrun --nproc_per_node=4 -m visrc train visrc/configs/paper_s50.py --launcher pytorch \
-#       --data-root data/youtube_vis_2021 --cfg-options load_from=/path/to/coco_pretrained.pth
+#       --data-root data/youtube_vis_2021 --init /path/to/coco_pretrained.pth
 custom_imports = dict(imports=['visrc.registry'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
@@ -177,6 +177,6 @@ env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv
                dist_cfg=dict(backend='nccl'))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
-load_from = None                # COCO-pretrained Mask R-CNN weights (paper 4.1): pass a local path
+load_from = None                # a checkpoint of this model; COCO-pretrained weights (paper 4.1): `--init CKPT`
 resume = False
 randomness = dict(seed=0)
