@@ -1,7 +1,7 @@
 """Where one training iteration's time goes, per component, and what three cheap levers save.
 
     python benchmarks/bench_train_profile.py [--configs toy_baseline toy_tcis_multitask_msd]
-        [--warmup 2] [--iters 5] [--threads 1] [--levers cache channels_last logging]
+        [--warmup 2] [--iters 5] [--threads 1] [--levers cache channels_last logging fast]
         [--clock cpu|wall] [--data-root DIR] [--verbose]
 
 Builds each config's runner the way ``visrc train`` does (:func:`visrc.models.train_cli.prepare_config`
@@ -29,7 +29,10 @@ changes; the plain run is repeated last to show the run-to-run spread:
   same seed first);
 * ``channels_last``: the backbone's weights and input in ``torch.channels_last``;
 * ``logging``: ``LoggerHook`` every iteration, with mmengine's default visualiser (which writes
-  ``scalars.json``) and with one without backends, to show the cost of one log line.
+  ``scalars.json``) and with one without backends, to show the cost of one log line;
+* ``fast``: :class:`visrc.models.fast_train.FastTrainHook` (RoIAlign on numba kernels, foreach
+  optimizer updates); the first iterations' losses are checked equal, bit for bit, to the plain
+  run's for the same seed first (:func:`record_losses`).
 
 mmengine's console log of each run (config dump, log lines) goes to a buffer unless ``--verbose``.
 The runs do not change any config file: the levers are applied to the loaded Config or to the
@@ -54,7 +57,7 @@ from pathlib import Path
 import torch
 
 CONFIGS = ("toy_baseline", "toy_tcis_multitask_msd")
-LEVERS = ("cache", "channels_last", "logging")
+LEVERS = ("cache", "channels_last", "logging", "fast")
 ITER_STAGES = ("before_train_iter", "after_train_iter")
 
 
@@ -336,6 +339,9 @@ def make_cfg(name: str, data_root: Path, lever: str | None = None, seed: int = 0
     cfg.experiment_name = f"profile_{name}_{lever or 'plain'}_{uuid.uuid4().hex[:8]}"
     if lever == "cache":
         assert use_cached_loader(cfg) > 0, f"{name}: no LoadImageFromFile in the train pipeline"
+    if lever == "fast":
+        import visrc.models.fast_train  # noqa: F401  (registers FastTrainHook)
+        cfg.custom_hooks = list(cfg.get("custom_hooks") or []) + [dict(type="FastTrainHook")]
     if lever == "logging_novis":
         cfg.default_hooks.logger.interval = 1
         cfg.visualizer = dict(type="Visualizer", name=cfg.experiment_name, vis_backends=[])
@@ -458,6 +464,38 @@ def check_cached_batches(name: str, data_root: Path, n: int = 3, seed: int = 0) 
     return hits > 0 and all(batches_equal(a, b) for a, b in zip(plain, cached))
 
 
+def record_losses(name: str, iters: int, fast: bool, data_root: Path | None = None, seed: int = 0) -> dict:
+    """The first ``iters`` training iterations of ``name`` (plain, or with the ``fast`` lever) for
+    ``seed``: ``batches`` (the collated batches handed to ``train_step``), ``losses`` (the logged
+    loss dicts, floats) and ``replaced`` (the model's ``FastRoIAlign`` layers)."""
+    from visrc.data.toy import toy_root
+    from visrc.models.train_cli import build_runner
+
+    cfg = make_cfg(name, Path(data_root) if data_root else toy_root("small"), "fast" if fast else None, seed=seed)
+    out = {"batches": [], "losses": []}
+    try:
+        runner = build_runner(cfg)
+        orig = runner.model.train_step
+
+        def train_step(data, *args, **kwargs):
+            out["batches"].append(data)
+            log_vars = orig(data, *args, **kwargs)
+            out["losses"].append({k: float(v) for k, v in log_vars.items()})
+            if len(out["losses"]) >= iters:
+                raise _Done
+            return log_vars
+        runner.model.train_step = train_step
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                runner.train()
+        except _Done:
+            pass
+        out["replaced"] = sum(type(m).__name__ == "FastRoIAlign" for m in runner.model.modules())
+        return out
+    finally:
+        shutil.rmtree(cfg.work_dir, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------- main
 def _print_profile(name: str, prof: Profile, threads: int, clock: str) -> None:
     n, total = prof.iters, prof.total
@@ -519,6 +557,15 @@ def main(argv=None) -> None:
                           f"{_ms(plain, 'LoggerHook.after_train_iter'):.2f}), hooks in all "
                           f"{_ms(pr, 'call_hook'):.1f} ms/iter; at the configured interval {interval}: "
                           f"~{per_log / interval:.2f} ms/iter")
+            elif lever == "fast":
+                n_check = args.warmup + args.iters
+                same = (_quiet(args.verbose, record_losses, name, n_check, False, root)["losses"]
+                        == _quiet(args.verbose, record_losses, name, n_check, True, root)["losses"])
+                pr = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, "fast", args.clock)
+                parts = ", ".join(f"{r} {_ms(pr, r) / max(_ms(plain, r), 1e-9):5.3f}x"
+                                  for r in ("model.loss", "optim_wrapper.backward", "optim_wrapper.step"))
+                print(f"lever fast         : {pr.total / pr.iters / base:5.3f}x iteration time ({parts}; "
+                      f"losses of the first {n_check} iterations equal to the plain run's: {same})")
         if args.levers:
             pr = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, None, args.clock)
             print(f"plain run repeated : {pr.total / pr.iters / base:5.3f}x iteration time (the spread between "

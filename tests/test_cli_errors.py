@@ -233,15 +233,26 @@ def test_max_epochs_scales_milestones_only_when_longer(capsys):
     def multistep(cfg):
         return next(s for s in cfg.param_scheduler if s["type"] == "MultiStepLR")
 
-    base = prepare_config("toy_baseline")
-    assert base.train_cfg.max_epochs == 3 and multistep(base)["milestones"] == [2]
-    long = prepare_config("toy_baseline", max_epochs=12)
-    assert long.train_cfg.max_epochs == 12
-    assert multistep(long)["milestones"] == [8] and multistep(long)["end"] == 12
-    assert "scaled to [8] of 12" in capsys.readouterr().out
-    short = prepare_config("toy_baseline", max_epochs=1)      # the quick notebooks: as before
-    assert multistep(short)["milestones"] == [2] and multistep(short)["end"] == 1
+    base = prepare_config("toy_pretrain_coco")
+    assert base.train_cfg.max_epochs == 12 and multistep(base)["milestones"] == [8, 11]
+    long = prepare_config("toy_pretrain_coco", max_epochs=24)
+    assert long.train_cfg.max_epochs == 24
+    assert multistep(long)["milestones"] == [16, 22] and multistep(long)["end"] == 24
+    assert "scaled to [16, 22] of 24" in capsys.readouterr().out
+    short = prepare_config("toy_pretrain_coco", max_epochs=1)  # milestones past the run: said, not moved
+    assert multistep(short)["milestones"] == [8, 11] and multistep(short)["end"] == 1
     assert "kept" in capsys.readouterr().out
+
+
+def test_max_epochs_keeps_the_fraction_schedule_shape():
+    from visrc.models.train_cli import prepare_config
+
+    def fractions(cfg):
+        return next(s for s in cfg.param_scheduler if s["type"] == "FractionMultiStepLR")
+
+    assert fractions(prepare_config("toy_baseline"))["end"] == 3
+    assert fractions(prepare_config("toy_baseline", max_epochs=12))["end"] == 12
+    assert fractions(prepare_config("toy_baseline", max_epochs=2))["end"] == 2
 
 
 def test_stale_checkpoint_temp_files_are_removed(tmp_path):

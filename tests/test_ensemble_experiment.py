@@ -154,20 +154,22 @@ def test_ensemble_models_refines_tracks_evaluates_and_caches(ensemble, ckpts, ti
 def test_pseudo_label_dataset_writes_a_merged_file_the_dataset_loads(ensemble, tiny_root):
     from visrc.data.video_dataset import YTVISRawDataset
     from visrc.data.ytvis import load_ytvis
-    from visrc.experiments.table2 import pseudo_label_dataset
+    from visrc.experiments.pseudo_labels import pseudo_label_dataset
 
     merged, stats = pseudo_label_dataset(ensemble, _low_thresholds())
     assert merged.is_file() and stats["tracks_kept"] > 0 and stats["boxes_kept"] > 0
     assert 0 <= stats["precision"] <= stats["precision_agnostic"] <= 1
     data = load_ytvis(merged)
     sources = [v["source"] for v in data["videos"]]
-    assert sources.count("train") == 6 and sources.count("pseudo") == 2
     pseudo = [a for a in data["annotations"] if a.get("weak_mask")]
-    assert len(pseudo) == stats["tracks_kept"]
+    assert len(pseudo) == stats["tracks_kept"] and stats["videos"] == 2
+    # only the valid videos that got a pseudo label join the train set
+    assert sources.count("train") == 6 and sources.count("pseudo") == stats["videos_labelled"] == \
+        len({a["video_id"] for a in pseudo}) >= 1
     ds = YTVISRawDataset(data_root=str(tiny_root), ann_file=str(merged), data_prefix=dict(img_path=""),
                          metainfo=dict(classes=("fish", "shark", "turtle", "bird", "car", "truck")),
                          pipeline=[], test_mode=True)
-    assert len(ds) == 8
+    assert len(ds) == 6 + stats["videos_labelled"]
     weak = [i["weak_mask"] for k in range(len(ds)) for im in ds.get_data_info(k)["images"] for i in im["instances"]]
     assert sum(weak) == stats["boxes_kept"] and not all(weak)
     assert all(os.path.isfile(im["img_path"]) for k in range(len(ds)) for im in ds.get_data_info(k)["images"])
@@ -178,7 +180,7 @@ def test_pseudo_label_options_skip_the_mask_loss_of_pseudo_boxes(ensemble, ckpts
     from mmdet.registry import DATASETS, MODELS
     from mmengine.dataset import pseudo_collate
 
-    from visrc.experiments.table2 import pseudo_label_dataset, pseudo_label_options
+    from visrc.experiments.pseudo_labels import pseudo_label_dataset, pseudo_label_options
     from visrc.models.train_cli import prepare_config
 
     merged, _ = pseudo_label_dataset(ensemble, _low_thresholds())
@@ -201,7 +203,7 @@ def test_pseudo_label_options_skip_the_mask_loss_of_pseudo_boxes(ensemble, ckpts
 
 
 def test_pseudo_box_precision_counts_one_to_one_matches():
-    from visrc.experiments.table2 import pseudo_box_precision
+    from visrc.experiments.pseudo_labels import pseudo_box_precision
 
     gt = {"annotations": [{"video_id": 1, "category_id": 1, "bboxes": [[0, 0, 10, 10], None]},
                           {"video_id": 1, "category_id": 2, "bboxes": [[20, 20, 10, 10], [0, 0, 5, 5]]}]}
@@ -238,7 +240,7 @@ def test_toy_swin_is_the_baseline_with_a_swin_backbone_of_the_same_channels():
 
 def test_control_fine_tune_keeps_the_train_set_and_differs_only_in_weights_and_lr(ensemble, ckpts, tiny_root):
     from visrc.experiments.runs import run_dir
-    from visrc.experiments.table2 import pseudo_label_dataset, retrain_jobs
+    from visrc.experiments.pseudo_labels import pseudo_label_dataset, retrain_jobs
     from visrc.models.train_cli import prepare_config
 
     merged, _ = pseudo_label_dataset(ensemble, _low_thresholds())
@@ -253,3 +255,43 @@ def test_control_fine_tune_keeps_the_train_set_and_differs_only_in_weights_and_l
     assert cfg.optim_wrapper.optimizer.lr == 2e-4 and cfg.load_from == str(ckpts[0].resolve())
     runs = {run_dir(j["config"], j["data_root"], j["seed"], j["max_epochs"], j["cfg_options"]) for j in (control, pseudo)}
     assert len(runs) == 2                                  # cached apart
+
+
+def test_new_networks_on_msd_configs_keep_the_still_images_and_start_from_the_init(ensemble, ckpts, tiny_root,
+                                                                                   tmp_path):
+    """retrain="new": the pseudo-labelled videos replace the video source of a Multi-Source Data
+    config (the COCO / OpenImages sources and the sampler stay), the run starts from the given init,
+    not from the member's weights, and there is no separate control run."""
+    from visrc.experiments.pseudo_labels import pseudo_label_dataset, retrain_jobs
+    from visrc.experiments.table1 import msd_union_length
+    from visrc.models.train_cli import prepare_config
+
+    merged, _ = pseudo_label_dataset(ensemble, _low_thresholds())
+    init = tmp_path / "pretrained.pth"
+    init.write_bytes(b"")
+    config = "toy_tcis_multitask_msd"
+    job, = retrain_jobs([(config, ckpts[0])], merged, tiny_root, seed=0, retrain="new", inits={config: init})
+    assert job["init"] == init and job["max_epochs"] is None and "load_from" not in job["cfg_options"]
+    base = prepare_config(config, data_root=str(tiny_root))
+    cfg = prepare_config(config, data_root=str(tiny_root), cfg_options=copy.deepcopy(job["cfg_options"]))
+    videos, *stills = cfg.train_dataloader.dataset.datasets
+    assert videos.ann_file == str(merged.resolve()) and videos.data_prefix == {"img_path": ""}
+    assert [s.ann_file for s in stills] == [s.ann_file for s in base.train_dataloader.dataset.datasets[1:]]
+    assert all(d.data_root == str(tiny_root).rstrip("/") + "/" for d in (videos, *stills))   # every source
+    # the model's own epoch length (same iterations as the model, the control), fixed as a length
+    assert cfg.train_dataloader.sampler.anchor_source is None
+    assert cfg.train_dataloader.sampler.length == msd_union_length(config, tiny_root)
+    assert cfg.model == base.model
+    with pytest.raises(ValueError, match="no control"):
+        retrain_jobs([(config, ckpts[0])], None, tiny_root, retrain="new")
+
+
+def test_pseudo_settings_are_chosen_by_f1_on_the_ensembles_split(ensemble):
+    from visrc.experiments.pseudo_labels import choose_pseudo_config, make_split_pseudo_labels
+
+    chosen, grid = choose_pseudo_config(ensemble, _low_thresholds(), score_grid=(0.0, 0.99), track_len_grid=(1, 2))
+    assert [(g["score_thr"], g["min_track_len"]) for g in grid] == [(0.0, 1), (0.0, 2), (0.99, 1), (0.99, 2)]
+    best = max(grid, key=lambda g: g["f1"])
+    assert (chosen.score_thr, chosen.min_track_len) == (best["score_thr"], best["min_track_len"])
+    _, p = make_split_pseudo_labels(ensemble, chosen)
+    assert p["boxes"] == next(g["boxes"] for g in grid if g is best)

@@ -3,6 +3,8 @@ epoch length, re-tracking saved predictions under other thresholds, the summary 
 video that illustrates BiTrack (Fig. 4)."""
 from __future__ import annotations
 
+import json
+
 from types import SimpleNamespace
 
 import numpy as np
@@ -43,7 +45,8 @@ def test_choose_association_without_runs_of_the_row_raises():
 
 def test_msd_epoch_options_only_for_the_msd_config():
     assert [config for _, config in TABLE1_ROWS][-1] == "toy_tcis_multitask_msd"
-    assert msd_epoch_options("toy_tcis_multitask_msd", 36) == {"train_dataloader.sampler.length": 36}
+    assert msd_epoch_options("toy_tcis_multitask_msd", 36) == {"train_dataloader.sampler.length": 36,
+                                                               "train_dataloader.sampler.anchor_source": None}
     assert msd_epoch_options("toy_tcis_multitask_msd", None) is None
     for config in ("toy_baseline", "toy_tcis", "toy_tcis_multitask"):
         assert msd_epoch_options(config, 36) is None
@@ -55,6 +58,27 @@ def test_msd_epoch_options_set_the_sampler_length(toy_small):
     opts = msd_epoch_options("toy_tcis_multitask_msd", 36)
     cfg = prepare_config("toy_tcis_multitask_msd", data_root=str(toy_small), cfg_options=opts)
     assert cfg.train_dataloader.sampler.type == "MixedSourceSampler" and cfg.train_dataloader.sampler.length == 36
+
+
+def test_msd_union_and_equal_compute_lengths_match_the_built_samplers(toy_small):
+    """The config's union epoch (anchor_source) has the length msd_union_length computes; the
+    equal-compute options give the baseline's TrackImgSampler epoch."""
+    from mmdet.registry import DATA_SAMPLERS, DATASETS
+
+    from visrc.experiments.table1 import equal_compute_length, msd_union_length, video_train_frames
+    from visrc.models.train_cli import prepare_config
+
+    def sampler(cfg):
+        ds = DATASETS.build(cfg.train_dataloader.dataset)
+        return DATA_SAMPLERS.build(dict(cfg.train_dataloader.sampler, dataset=ds))
+
+    msd = prepare_config("toy_tcis_multitask_msd", data_root=str(toy_small))
+    frames = video_train_frames("toy_tcis_multitask_msd", toy_small)
+    assert len(sampler(msd)) == msd_union_length("toy_tcis_multitask_msd", toy_small) == 2 * frames
+    equal = prepare_config("toy_tcis_multitask_msd", data_root=str(toy_small), cfg_options=msd_epoch_options(
+        "toy_tcis_multitask_msd", equal_compute_length("toy_tcis_multitask_msd", toy_small)))
+    base = prepare_config("toy_baseline", data_root=str(toy_small))
+    assert len(sampler(equal)) == frames == len(sampler(base))
 
 
 def test_evaluate_tracking_retracks_saved_predictions_with_the_given_thresholds(toy_small, tmp_path, monkeypatch):
@@ -154,9 +178,14 @@ def test_auto_source_opens_on_cached_predictions_else_noisy_ground_truth(toy_sma
     from visrc.experiments.runs import run_dir
 
     monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path))
-    source, reason = resolve_source("auto", toy_small)
+    source, reason = resolve_source("auto", toy_small)        # not even the pretraining is there
     assert source == "gt_noisy" and "no cached predictions of toy_baseline" in reason
-    work = run_dir("toy_baseline", toy_small, 0, None)
+    pre = run_dir("toy_pretrain_coco", toy_small, 0, None)    # the init of notebook 03's baseline
+    pre.mkdir(parents=True)
+    (pre / "epoch_12.pth").write_bytes(b"weights")
+    (pre / "final_checkpoint.json").write_text(json.dumps({"checkpoint": str(pre / "epoch_12.pth")}))
+    assert resolve_source("auto", toy_small)[0] == "gt_noisy"
+    work = run_dir("toy_baseline", toy_small, 0, None, init=pre / "epoch_12.pth")
     (work / "predict_forward").mkdir(parents=True)
     (work / "final_checkpoint.json").write_text("{}")
     assert resolve_source("auto", toy_small)[0] == "gt_noisy"       # trained, not yet predicted
@@ -164,6 +193,7 @@ def test_auto_source_opens_on_cached_predictions_else_noisy_ground_truth(toy_sma
     source, reason = resolve_source("auto", toy_small)
     assert source == "model" and str(work) in reason
     assert resolve_source("auto", toy_small, seed=1)[0] == "gt_noisy"  # another run
+    assert resolve_source("auto", toy_small, init=None)[0] == "gt_noisy"  # the random-init run: another run
     assert resolve_source("gt_noisy", toy_small)[0] == "gt_noisy"
     with pytest.raises(ValueError, match="source must be one of"):
         resolve_source("oracle", toy_small)

@@ -94,6 +94,37 @@ def test_objects_leaving_the_image_are_dropped():
     assert ckeep.tolist() == [True, False, True, False] and len(cboxes) == 2
 
 
+def _pair_results(key_first: bool = True):
+    """The list form of a 2-frame video pipeline: frame 0 the scene, frame 1 another (empty) frame."""
+    from mmdet.structures.mask import BitmapMasks
+
+    img, masks, boxes = _scene()
+    other = np.full_like(img, 7)
+    frames = [(img, masks, boxes, "key.jpg"), (other, masks[:1] * 0, boxes[:1], "other.jpg")]
+    if not key_first:
+        frames = frames[::-1]
+    return dict(img=[f[0].copy() for f in frames], img_path=[f[3] for f in frames],
+                gt_masks=[BitmapMasks(f[1], *img.shape[:2]) for f in frames],
+                gt_bboxes=[f[2].astype(np.float32) for f in frames],
+                gt_bboxes_labels=[np.arange(len(f[2])) for f in frames],
+                gt_instances_ids=[np.arange(len(f[2])) + 10 for f in frames],
+                key_frame_flags=[key_first, not key_first])
+
+
+@pytest.mark.parametrize("key_first", [True, False])
+def test_pseudo_reference_from_the_key_frame(key_first):
+    from visrc.data.pseudo_frames import PseudoRefFrame
+
+    key, ref = (0, 1) if key_first else (1, 0)
+    still = dict(max_shift=0.0, max_rotate_deg=0.0, flip_prob=0.0, scale_range=(1.0, 1.0))
+    out = PseudoRefFrame(**still, from_key=True).transform(_pair_results(key_first))
+    assert np.array_equal(out["img"][ref], out["img"][key])          # an identity warp of the key itself
+    assert out["gt_instances_ids"][ref].tolist() == out["gt_instances_ids"][key].tolist() == [10, 11, 12, 13]
+    assert np.allclose(out["gt_bboxes"][ref], out["gt_bboxes"][key], atol=1.0)
+    kept = PseudoRefFrame(**still).transform(_pair_results(key_first))   # a real reference: left alone
+    assert (kept["img"][ref] == 7).all() and kept["gt_instances_ids"][ref].tolist() == [10]
+
+
 def test_warp_boxes_rotation_encloses():
     M = affine_matrix(100, 100, angle_deg=45)
     b = warp_boxes(np.array([[40., 40., 60., 60.]]), M)[0]

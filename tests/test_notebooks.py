@@ -29,12 +29,24 @@ def _unit(x) -> bool:
     return isinstance(x, (int, float)) and 0.0 <= x <= 1.0
 
 
-def _check_runs(runs, rows, seeds=(0,)):
-    """``runs``: one ``{"row", "seed", <table metrics>}`` per row and seed, every metric in [0, 1]."""
+INTERVAL = ("AP_low", "AP_high", "AP_boot_std")
+
+
+def _check_interval(r):
+    """A row's bootstrap columns over videos: an interval within [0, 1] and a spread."""
+    assert _unit(r["AP_low"]) and _unit(r["AP_high"]) and r["AP_low"] <= r["AP_high"], r
+    assert 0 <= r["AP_boot_std"] <= 1, r
+
+
+def _check_runs(runs, rows, seeds=(0,), extra=()):
+    """``runs``: one ``{"row", "seed", <table metrics>, <interval>, *extra}`` per row and seed (``extra``:
+    keys some rows carry), every metric in [0, 1]."""
     assert sorted((r["row"], r["seed"]) for r in runs) == sorted((row, s) for row in rows for s in seeds)
     for r in runs:
-        assert set(r) == {"row", "seed", *TABLE_METRICS}, r
+        assert {"row", "seed", *TABLE_METRICS, *INTERVAL} <= set(r) <= {"row", "seed", *TABLE_METRICS, *INTERVAL,
+                                                                       *extra}, r
         assert all(_unit(r[k]) for k in TABLE_METRICS), r
+        _check_interval(r)
 
 
 def _check_01(m, toy):
@@ -50,55 +62,73 @@ def _check_01(m, toy):
 
 def _check_02(m, toy):
     q = QUICK_PARAMETERS["02_frame_sampling"]
-    assert set(m) == {"runs", "schedules", "data"} and m["data"] == "toy:small" and m["schedules"] == q["schedules"]
+    assert set(m) == {"runs", "schedules", "pseudo_reference", "init", "data"}
+    assert m["data"] == "toy:small" and m["schedules"] == q["schedules"]
+    assert m["pseudo_reference"] == "every_key_frame" and m["init"] == "pretrained"
     frames = ["all" if n is None else n for n in q["frames_per_video"]]
     assert sorted((r["schedule"], str(r["frames"]), r["seed"]) for r in m["runs"]) == \
         sorted((s, str(n), 0) for s in q["schedules"] for n in frames)
     for r in m["runs"]:
-        assert set(r) == {"schedule", "frames", "seed", *TABLE_METRICS} and all(_unit(r[k]) for k in TABLE_METRICS)
+        assert set(r) == {"schedule", "frames", "seed", "init", "pseudo_reference", *TABLE_METRICS, *INTERVAL}
+        assert all(_unit(r[k]) for k in TABLE_METRICS) and r["init"] == "toy COCO pretraining"
+        assert r["pseudo_reference"] == ("real frames" if r["frames"] == "all" else "every_key_frame")
+        _check_interval(r)
 
 
 def _check_03(m, toy):
-    from visrc.experiments.table1 import TABLE1_ROWS, TRACKER_GRID
+    from visrc.experiments.table1 import EQUAL_COMPUTE_SUFFIX, MERGE_IOU_GRID, TABLE1_ROWS, TRACKER_GRID
 
-    assert set(m) == {"runs", "seeds", "tracker", "merge_iou_thr", "tracker_sensitivity", "data"}
-    assert m["data"] == "toy:small" and m["seeds"] == [0] and m["merge_iou_thr"] == 0.5
+    assert set(m) == {"runs", "seeds", "choices", "tracker", "merge_iou_thr", "tracker_sensitivity", "data"}
+    assert m["data"] == "toy:small" and m["seeds"] == [0] and m["merge_iou_thr"] in MERGE_IOU_GRID
     rows = [row for row, _ in TABLE1_ROWS]
-    _check_runs(m["runs"], rows + [rows[-1] + "+BiTrack"])
+    trained = rows + [rows[-1] + EQUAL_COMPUTE_SUFFIX]
+    _check_runs(m["runs"], trained + [rows[-1] + "+BiTrack"], extra=("init",))
+    assert {r["init"] for r in m["runs"]} == {"toy COCO pretraining"}
+    assert m["choices"]["association"]["split"] == m["choices"]["merge_iou_thr"]["split"] == "tune"
     grid = [list(p) for p in TRACKER_GRID]
     assert [m["tracker"]["init_score_thr"], m["tracker"]["obj_score_thr"]] in grid
     sens = m["tracker_sensitivity"]
-    assert sorted((r["row"], r["init_score_thr"], r["obj_score_thr"]) for r in sens) == \
-        sorted((row, *p) for row in rows for p in TRACKER_GRID)
+    assoc = [r for r in sens if "init_score_thr" in r]
+    assert sorted((r["row"], r["init_score_thr"], r["obj_score_thr"]) for r in assoc) == \
+        sorted((row, *p) for row in trained for p in TRACKER_GRID)
+    merges = [r for r in sens if "merge_iou_thr" in r]
+    assert sorted(r["merge_iou_thr"] for r in merges) == sorted(MERGE_IOU_GRID)
     assert all(_unit(r["AP"]) for r in sens)
-    best = max(r["AP"] for r in sens if r["row"] == rows[0])      # the tracker is the baseline row's best
-    assert [r["AP"] for r in sens if r["row"] == rows[0] and r["init_score_thr"] == m["tracker"]["init_score_thr"]
-            and r["obj_score_thr"] == m["tracker"]["obj_score_thr"]] == [best]
-    baseline = next(r for r in m["runs"] if r["row"] == rows[0])
-    assert baseline["AP"] == best                                  # tracked with the chosen thresholds
+    best = max(r["AP"] for r in assoc if r["row"] == rows[0])      # the tracker is the baseline row's best on tune
+    assert best in [r["AP"] for r in assoc if r["row"] == rows[0] and r["init_score_thr"] == m["tracker"]["init_score_thr"]
+                    and r["obj_score_thr"] == m["tracker"]["obj_score_thr"]]
+    assert max(r["AP"] for r in merges) in [r["AP"] for r in merges if r["merge_iou_thr"] == m["merge_iou_thr"]]
 
 
 def _check_04(m, toy):
-    assert set(m) == {"runs", "seeds", "scales", "iou_thr", "refine", "models", "data"}
+    assert set(m) == {"runs", "seeds", "scales", "iou_thr", "refine", "models", "mode", "init", "selection", "data"}
     assert m["data"] == "toy:small" and m["scales"] == QUICK_PARAMETERS["04_ensemble"]["scales"]
-    assert m["models"] == [["A", "toy_baseline"], ["B", "toy_swin"]] and m["refine"] is True
+    assert m["models"] == [["A", "toy_tcis_multitask_msd"], ["B", "toy_swin_tcis_multitask_msd"]]
+    assert m["refine"] is True and m["mode"] == "bitrack" and m["init"] == "pretrained"
     _check_runs(m["runs"], ["A", "B", "Ensemble (A, B)", "A multi-scale", "B multi-scale",
-                            "Ensemble (A, B) multi-scale"])
+                            "Ensemble (A, B) multi-scale"], extra=("init", "members"))
+    chosen = m["selection"]["chosen"]["0"]
+    assert m["selection"]["split"] == "tune" and 1 <= len(chosen["members"]) == len(chosen["tune_AP"]) <= 2
+    assert set(chosen["members"]) <= {"A", "B"} and chosen["tune_AP"] == sorted(chosen["tune_AP"])
+    ens = next(r for r in m["runs"] if r["row"] == "Ensemble (A, B)")
+    assert ens["members"] == ", ".join(chosen["members"])
 
 
 def _check_05(m, toy):
-    assert set(m) == {"runs", "pseudo_labels", "seeds", "scales", "pseudo_tracker", "models", "retrain", "data"}
-    assert m["data"] == "toy:small" and m["retrain"]["epochs"] == 1 and m["retrain"]["control"] is True
-    _check_runs(m["runs"], ["A", "B", "Ensemble (A, B)", "A + fine-tune, no pseudo (control)",
-                            "B + fine-tune, no pseudo (control)", "A + pseudo", "B + pseudo",
-                            "Ensemble (A, B, A+P, B+P)"])
+    assert set(m) == {"runs", "pseudo_labels", "pseudo_choice", "seeds", "scales", "pseudo_tracker", "models", "mode",
+                      "init", "retrain", "data"}
+    assert m["data"] == "toy:small" and m["retrain"]["epochs"] == 1 and m["retrain"]["kind"] == "new"
+    _check_runs(m["runs"], ["A", "B", "Ensemble (A, B)", "A + pseudo", "B + pseudo", "Ensemble (A, B, A+P, B+P)"],
+                extra=("init", "members", "retrain"))
     (pl,) = m["pseudo_labels"]
     assert pl["seed"] == 0 and pl["gt_boxes"] == sum(b is not None for a in toy["valid"]["annotations"]
                                                      for b in a["bboxes"])
-    assert pl["boxes_in"] > 0 and pl["boxes_in_above_thr"] == pl["boxes_in"]      # pseudo_score_thr=0: all pass
-    # the quick pseudo tracker starts tracks at 0.05, so the one-epoch ensemble's boxes become pseudo labels
-    assert 0 < pl["tracks_kept"] <= pl["boxes_kept"] <= pl["boxes_in"]           # pseudo_min_track_len=1
-    assert m["pseudo_tracker"] == {"init_score_thr": 0.05, "obj_score_thr": 0.05}
+    assert pl["chosen_on"] == "tune" and (pl["score_thr"], pl["min_track_len"]) == (0.0, 1)   # the quick grid
+    assert [(c["score_thr"], c["min_track_len"], c["split"]) for c in m["pseudo_choice"]] == [(0.0, 1, "tune")]
+    assert pl["boxes_in"] > 0 and pl["boxes_in_above_thr"] == pl["boxes_in"]      # pseudo score_thr 0: all pass
+    # the quick pseudo tracker starts a track at any score, so the one-epoch ensemble's boxes become pseudo labels
+    assert 0 < pl["tracks_kept"] <= pl["boxes_kept"] <= pl["boxes_in"]           # min_track_len 1
+    assert m["pseudo_tracker"] == QUICK_PARAMETERS["05_pseudo_label"]["pseudo_tracker"]
     assert 0 <= pl["true_positives"] <= min(pl["boxes_kept"], pl["gt_boxes"])
     assert math.isclose(pl["gt_recall"], pl["true_positives"] / pl["gt_boxes"])
     if pl["boxes_kept"]:

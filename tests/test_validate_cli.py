@@ -9,7 +9,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from visrc.cli import main
-from visrc.data import ytvis
+from visrc.data import masks
 from visrc.data.ytvis import YTVISFormatError, rle_string_sums, validate_ytvis
 
 
@@ -30,7 +30,7 @@ def _encoded(rng, n):
 def _both_paths(strings, monkeypatch):
     """rle_string_sums through numpy and through the compiled loop; they must agree on validity and totals."""
     a = rle_string_sums(strings)
-    monkeypatch.setattr(ytvis, "RLE_NUMPY_CHARS", -1)
+    monkeypatch.setattr(masks, "RLE_NUMPY_CHARS", -1)
     b = rle_string_sums(strings)
     monkeypatch.undo()
     np.testing.assert_array_equal(a[0], b[0])

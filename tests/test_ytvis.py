@@ -126,6 +126,30 @@ def test_annotations_are_optional():
     assert index_annotations(data) == {1: [], 2: []}
 
 
+def test_null_annotations_mean_none(tmp_path, capsys):
+    """``"annotations": null`` (some YouTube-VIS valid/test releases) reads as no annotations wherever a
+    GT file is loaded; any other non-list value is still refused."""
+    from visrc.cli import main
+
+    data = valid_data()
+    data["annotations"] = None
+    path = tmp_path / "valid.json"
+    path.write_text(json.dumps(data))
+    for validate in (True, False):
+        loaded = load_ytvis(path, validate=validate)
+        assert loaded["annotations"] == [] and index_annotations(loaded) == {1: [], 2: []}
+    in_memory = dict(data)
+    assert validate_ytvis(in_memory) == [] and in_memory["annotations"] == []
+    assert main(["validate", str(path), "--no-frames"]) == 0
+    assert "0 tracks" in capsys.readouterr().out
+    (tmp_path / "results.json").write_text("[]")
+    assert main(["evaluate", "--gt", str(path), "--results", str(tmp_path / "results.json"), "--no-per-category"]) == 0
+    assert "0 GT tracks" in capsys.readouterr().out
+    data["annotations"] = "none"
+    with pytest.raises(YTVISFormatError, match=r"top level: 'annotations' must be a list or null, got str"):
+        validate_ytvis(data, "valid.json")
+
+
 def test_index_annotations():
     data = valid_data()
     idx = index_annotations(data)

@@ -25,6 +25,8 @@ SUBCOMMANDS = {
     "evaluate": ("visrc.evaluation.evaluate_cli", "video AP of a results file against YouTube-VIS GT"),
     "train": ("visrc.models.train_cli", "train a model config on mmengine's Runner"),
     "make-json": ("visrc.data.make_json_cli", "turn a folder of videos / frame folders into a YouTube-VIS JSON"),
+    "openimages-to-coco": ("visrc.data.openimages",
+                           "convert OpenImages' released CSVs + mask PNGs to the COCO-like JSON of the MSD loader"),
     "infer": ("visrc.infer_cli", "run a trained model over a split or video files and write results.json"),
     "demo": ("visrc.demo_cli", "draw tracked masks/boxes/ids on a video file or frame folder"),
     "configs": ("visrc.cli", "list the packaged configs (names usable wherever a CONFIG is asked for)"),

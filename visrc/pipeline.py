@@ -35,6 +35,113 @@ def split_paths(config, data_root=None, ann_file: str | None = None,
     return root / (ann_file or split["ann_file"]), root / (img_prefix or split["img_prefix"])
 
 
+def _video_parts(entries: list, parts_dir: str | os.PathLike, parts_key: str,
+                 say: Callable[[str], None]) -> dict[int, Path]:
+    """video id -> its part file ``<id>-<hash of its frames>.npz`` in ``parts_dir``; parts saved under
+    another ``parts_key`` are deleted first, and the manifest records this one."""
+    import hashlib
+    import json
+
+    from visrc.fileio import atomic_write_json, read_json
+
+    parts_dir = Path(parts_dir)
+    manifest = parts_dir / "manifest.json"
+    made_by = read_json(manifest).get("key") if manifest.is_file() else None
+    stale = sorted(parts_dir.glob("*.npz")) if made_by != parts_key else []
+    if stale:
+        say(f"[predict] {parts_dir}: discarding {len(stale)} saved videos of another model, config or scale")
+        for p in stale:
+            p.unlink()
+    atomic_write_json(manifest, {"key": parts_key})
+    parts = {}
+    for v in entries:
+        # the frames, not the id alone: an edited split must not reuse another video's predictions
+        frames_id = json.dumps([v.get("video_file"), v["file_names"], v["height"], v["width"]])
+        parts[v["id"]] = parts_dir / f"{v['id']}-{hashlib.sha1(frames_id.encode()).hexdigest()[:12]}.npz"
+    return parts
+
+
+class _Progress:
+    """The tqdm bar over a split's videos (frames/s in its postfix) and where messages go: above the
+    bar when it is shown, else to ``say``."""
+
+    def __init__(self, n: int, done: int, show: bool, say: Callable[[str], None]) -> None:
+        from tqdm import tqdm
+
+        self.show = show
+        self.bar = tqdm(total=n, initial=done, unit="video", desc="predict", file=sys.stderr, disable=not show,
+                        dynamic_ncols=True)
+        self.note = (lambda msg: self.bar.write(msg, file=sys.stderr)) if show else say
+        self.t_start, self.n_frames, self.last_refresh = time.time(), 0, 0.0
+
+    def advance(self) -> None:
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def frame(self, vid, t: int, length: int) -> None:
+        self.n_frames += 1
+        if self.show and time.time() - self.last_refresh > 0.5:
+            self.last_refresh = time.time()
+            self.bar.set_postfix_str(f"video {vid}: frame {t + 1}/{length}, "
+                                     f"{self.n_frames / (self.last_refresh - self.t_start):.2f} frames/s")
+
+
+def _frame_paths(v: dict, img_root, spool_dir: str):
+    """(t, frame file, whether visrc wrote it) of each frame of video entry ``v``, decoded lazily
+    from its video file if it has one."""
+    import itertools
+
+    from visrc.data.video_files import VideoFile, spool_frames
+
+    if v.get("video_file"):     # at most `length` frames: a caller may shorten the video that way
+        frames = itertools.islice(VideoFile(v["video_file"]), int(v["length"]))
+        return ((t, p, True) for t, p in spool_frames(frames, spool_dir))
+    return ((t, os.path.join(img_root, f), False) for t, f in enumerate(v["file_names"]))
+
+
+def _predict_video(predictor, v: dict, img_root, skip_bad_frames: bool, progress: _Progress) -> tuple[list, str | None]:
+    """(per-frame predictions, None where a skipped frame was bad; the error that failed the video or None).
+
+    A missing or undecodable frame stops the video with its message (or, with ``skip_bad_frames``,
+    gets None and a warning); an exception on a frame that decodes is the model's and propagates."""
+    import tempfile
+
+    from visrc.data.frames import check_frame
+
+    vid, frames, error = v["id"], [], None
+    with tempfile.TemporaryDirectory(prefix="visrc-frames-") as spool_dir:
+        it = _frame_paths(v, img_root, spool_dir)
+        while error is None:
+            try:
+                t, path, spooled = next(it)
+            except StopIteration:
+                break
+            except (FileNotFoundError, ValueError) as e:     # the video file itself does not decode
+                error = str(e)
+                break
+            try:
+                frames.append(predictor.predict_frame(str(path), t, vid, v["length"]))
+            except Exception as e:
+                if spooled:
+                    raise
+                try:
+                    check_frame(path)
+                except (FileNotFoundError, ValueError) as bad:
+                    if not skip_bad_frames:
+                        error = str(bad)
+                        continue
+                    progress.note(f"warning: {bad}; frame {t} of video {vid} gets no predictions (--skip-bad-frames)")
+                    frames.append(None)
+                    continue
+                raise e                                        # a good frame: not the frame's fault
+            progress.frame(vid, t, v["length"])
+    if error is None and not any(f is not None for f in frames):
+        error = f"{v.get('video_file') or f'video {vid}'}: no decodable frame"
+    return frames, error
+
+
 def predict_split(predictor, data: dict, img_root: str | os.PathLike,
                   log: Callable[[str], None] | None = print, parts_dir: str | os.PathLike | None = None,
                   parts_key: str = "", skip_bad_frames: bool = False, progress: bool | None = None) -> list:
@@ -55,105 +162,40 @@ def predict_split(predictor, data: dict, img_root: str | os.PathLike,
     ``progress``: a tqdm bar over the videos on stderr, frames/s in its postfix; by default shown
     when ``log`` is set and stderr is a terminal; without the bar ``log`` gets one line per video.
     """
-    import hashlib
-    import itertools
-    import json
-    import tempfile
-
-    from tqdm import tqdm
-
-    from visrc.data.frames import check_frame
     from visrc.data.predictions import FramePredictions, VideoPredictions, load_predictions, save_predictions
-    from visrc.data.video_files import VideoFile, spool_frames
-    from visrc.fileio import atomic_write_json, read_json
 
     say = log or (lambda _msg: None)
     entries = list(data["videos"])
     n = len(entries)
-    parts: dict[int, Path] = {}
-    if parts_dir is not None:
-        parts_dir = Path(parts_dir)
-        manifest = parts_dir / "manifest.json"
-        made_by = read_json(manifest).get("key") if manifest.is_file() else None
-        stale = sorted(parts_dir.glob("*.npz")) if made_by != parts_key else []
-        if stale:
-            say(f"[predict] {parts_dir}: discarding {len(stale)} saved videos of another model, config or scale")
-            for p in stale:
-                p.unlink()
-        atomic_write_json(manifest, {"key": parts_key})
-        for v in entries:
-            frames_id = json.dumps([v.get("video_file"), v["file_names"], v["height"], v["width"]])
-            parts[v["id"]] = parts_dir / f"{v['id']}-{hashlib.sha1(frames_id.encode()).hexdigest()[:12]}.npz"
+    parts = _video_parts(entries, parts_dir, parts_key, say) if parts_dir is not None else {}
     done = {vid for vid, p in parts.items() if p.is_file()}
     if done:
         say(f"[predict] resuming: {len(done)} of {n} videos done (saved in {parts_dir})")
 
     show_bar = (log is not None and sys.stderr.isatty()) if progress is None else bool(progress)
-    bar = tqdm(total=n, initial=len(done), unit="video", desc="predict", file=sys.stderr, disable=not show_bar,
-               dynamic_ncols=True)
-    note = (lambda msg: bar.write(msg, file=sys.stderr)) if show_bar else say     # lines above the bar
-    t_start, n_frames, last_refresh = time.time(), 0, 0.0
+    bar = _Progress(n, len(done), show_bar, say)
     out, failed = {}, []
-
-    def frame_paths(v, spool_dir):
-        """(t, frame file, whether visrc wrote it) of each frame, decoded lazily from a video file."""
-        if v.get("video_file"):     # at most `length` frames: a caller may shorten the video that way
-            frames = itertools.islice(VideoFile(v["video_file"]), int(v["length"]))
-            return ((t, p, True) for t, p in spool_frames(frames, spool_dir))
-        return ((t, os.path.join(img_root, f), False) for t, f in enumerate(v["file_names"]))
-
     for i, v in enumerate(entries):
         vid = v["id"]
         if vid in done:
             out[vid] = load_predictions(parts[vid])[0]
             continue
-        t0, frames, error = time.time(), [], None
-        with tempfile.TemporaryDirectory(prefix="visrc-frames-") as spool_dir:
-            it = frame_paths(v, spool_dir)
-            while error is None:
-                try:
-                    t, path, spooled = next(it)
-                except StopIteration:
-                    break
-                except (FileNotFoundError, ValueError) as e:     # the video file itself does not decode
-                    error = str(e)
-                    break
-                try:
-                    frames.append(predictor.predict_frame(str(path), t, vid, v["length"]))
-                except Exception as e:
-                    if spooled:
-                        raise
-                    try:
-                        check_frame(path)
-                    except (FileNotFoundError, ValueError) as bad:
-                        if not skip_bad_frames:
-                            error = str(bad)
-                            continue
-                        note(f"warning: {bad}; frame {t} of video {vid} gets no predictions (--skip-bad-frames)")
-                        frames.append(None)
-                        continue
-                    raise e                                        # a good frame: not the frame's fault
-                n_frames += 1
-                if show_bar and time.time() - last_refresh > 0.5:
-                    last_refresh = time.time()
-                    bar.set_postfix_str(f"video {vid}: frame {t + 1}/{v['length']}, "
-                                        f"{n_frames / (last_refresh - t_start):.2f} frames/s")
-        good = [f for f in frames if f is not None]
-        if error is None and not good:
-            error = f"{v.get('video_file') or f'video {vid}'}: no decodable frame"
+        t0 = time.time()
+        frames, error = _predict_video(predictor, v, img_root, skip_bad_frames, bar)
         if error is not None:
             failed.append(error)
             if n > 1:
-                note(f"[predict] video {vid} failed: {error}")
-            bar.update(1)
+                bar.note(f"[predict] video {vid} failed: {error}")
+            bar.advance()
             continue
-        empty = FramePredictions.empty(good[0].embeddings.shape[1], good[0].masks is not None)
+        good = next(f for f in frames if f is not None)
+        empty = FramePredictions.empty(good.embeddings.shape[1], good.masks is not None)
         video = VideoPredictions(int(vid), int(v["height"]), int(v["width"]),
                                  [f if f is not None else empty for f in frames])
         if vid in parts:
             save_predictions([video], parts[vid])
         out[vid] = video
-        bar.update(1)
+        bar.advance()
         if not show_bar and log:
             log(f"[predict] video {i + 1}/{n} (id {vid}, {len(frames)} frames): "
                 f"{len(frames) / max(time.time() - t0, 1e-9):.2f} frames/s")

@@ -13,4 +13,5 @@ import visrc.models  # noqa: F401  VISQDTrack, VISRoIHead, VisSyncBN, checkpoint
 import visrc.models.aux_classes  # noqa: F401  AuxClassBBoxHead
 import visrc.models.heads  # noqa: F401  SemSegHead, MultiLabelClsHead, WeakMaskFCNMaskHead, WeakMaskIoUHead
 import visrc.models.init_weights  # noqa: F401  PretrainedInitHook (`visrc train --init`)
+import visrc.models.schedule  # noqa: F401  FractionMultiStepLR (the paper's 8/12, 11/12 LR drops at any length)
 import visrc.models.tcis  # noqa: F401  TCIS RoI heads

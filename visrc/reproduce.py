@@ -43,13 +43,13 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 # Tiny parameters per notebook: every cell still runs, on the 'small' toy preset.
 QUICK_PARAMETERS: dict[str, dict] = {
     "01_overlap_histogram": dict(toy_preset="small", bins=10),
-    "02_frame_sampling": dict(toy_preset="small", frames_per_video=[1, None], train_epochs=1,
-                              schedules=["equal_iterations", "equal_epochs"]),
-    "03_ablation": dict(toy_preset="small", train_epochs=1, msd_epoch_length=36),
-    "04_ensemble": dict(toy_preset="small", train_epochs=1, scales=[0.75, 1.0]),
-    "05_pseudo_label": dict(toy_preset="small", train_epochs=1, retrain_epochs=1, scales=[1.0],
-                            pseudo_tracker={"init_score_thr": 0.05, "obj_score_thr": 0.05},
-                            pseudo_score_thr=0.0, pseudo_min_track_len=1),
+    "02_frame_sampling": dict(toy_preset="small", frames_per_video=[1, None], train_epochs=1, pretrain_epochs=1,
+                              schedules=["equal_iterations", "equal_epochs"], n_boot=20),
+    "03_ablation": dict(toy_preset="small", train_epochs=1, pretrain_epochs=1, n_boot=20),
+    "04_ensemble": dict(toy_preset="small", train_epochs=1, pretrain_epochs=1, scales=[0.75, 1.0], n_boot=20),
+    "05_pseudo_label": dict(toy_preset="small", train_epochs=1, pretrain_epochs=1, retrain_epochs=1, scales=[1.0],
+                            pseudo_tracker={"init_score_thr": 0.0, "obj_score_thr": 0.0},
+                            pseudo_score_grid=[0.0], pseudo_track_len_grid=[1], n_boot=20),
     "06_bitrack_explorer": dict(toy_preset="small", source="gt_noisy"),
 }
 

@@ -89,7 +89,7 @@ def pair_ious(data: dict, bridge_gaps: bool = True) -> tuple[np.ndarray, np.ndar
     Returns ``(track, iou)``: (P,) index into ``data["annotations"]`` and (P,) IoU of the pair,
     ordered by track then frame. See the module docstring for ``bridge_gaps``.
     """
-    return _pairs(*_flatten_boxes(data.get("annotations", [])), bridge_gaps)
+    return _pairs(*_flatten_boxes(data.get("annotations") or []), bridge_gaps)
 
 
 def object_overlap(data: dict, bridge_gaps: bool = True) -> pd.DataFrame:
@@ -102,7 +102,7 @@ def object_overlap(data: dict, bridge_gaps: bool = True) -> pd.DataFrame:
     ``category_id``, ``n_frames`` (annotated frames), ``n_pairs`` (IoUs averaged) and
     ``mean_iou`` (NaN when ``n_pairs == 0``).
     """
-    anns = data.get("annotations", [])
+    anns = data.get("annotations") or []
     n = len(anns)
     track, frame, boxes = _flatten_boxes(anns)
     pair_track, iou = _pairs(track, frame, boxes, bridge_gaps)

@@ -1,9 +1,10 @@
 # The paper's baseline (Mask R-CNN + FPN P2..P7 + quasi-dense track head) shrunk to train in a few
 # CPU minutes on the embedded toy benchmark (`visrc make-toy`). Everything the model is, is here:
 # no _base_ inheritance. Run: `visrc train visrc/configs/toy_baseline.py --data-root DATA_ROOT`.
-# Schedule: 3 epochs, LR x0.1 for the last one (the paper's 12-epoch shape, shortened so every
-# notebook's trainings fit the main job on a 2-core machine). Training cost per config:
-# `python benchmarks/bench_ablation_train.py`.
+# Schedule: 3 epochs with the paper's shape (12 epochs, LR x0.1 after 8 and 11: drops at 2/3 and
+# 11/12 of training), shortened so every notebook's trainings fit the main job on a 2-core machine.
+# The video models start from the toy COCO pretraining (`--init`, toy_pretrain_coco.py), as the
+# paper's start from COCO. Training cost per config: `python benchmarks/bench_ablation_train.py`.
 custom_imports = dict(imports=['visrc.registry'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
@@ -154,10 +155,12 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
     clip_grad=dict(max_norm=35, norm_type=2))
 # warm-up over the first epoch, whatever its length (a run on 1 frame per video has 12 iterations
-# per epoch: a fixed 100-iteration warm-up would cover all of it), then x0.1 for the last epoch
+# per epoch: a fixed 100-iteration warm-up would cover all of it), then x0.1 after 2/3 and again
+# after 11/12 of the iterations (visrc.models.schedule; `--max-epochs` keeps the shape)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=1, convert_to_iter_based=True),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[2], gamma=0.1),
+    dict(type='FractionMultiStepLR', fractions=(2 / 3, 11 / 12), gamma=0.1, begin=0, end=max_epochs,
+         by_epoch=True, convert_to_iter_based=True),
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=4)
 

@@ -12,10 +12,11 @@
 #   model.aux_heads                       semseg + multilabel over the C target classes
 #   train_pipeline, train_dataloader      ConcatDataset(videos, coco, openimages) drawn by
 #                                         MixedSourceSampler in the ratio msd_ratios
-# Epoch: msd_epoch_length samples. 1440 = 2 x the 720 frames of the default toy train split, so
-# with 2:1:1 the videos get as many samples per epoch as in the baseline (TrackImgSampler: every
-# frame once) and the still images come on top; for equal iterations instead, pass
-# `--cfg-options train_dataloader.sampler.length=720` (notebook 03's `msd_epoch_length` does this).
+# Epoch: the paper's union. `anchor_source=0`: the videos get one sample per train frame, as many
+# as in the baseline's epoch (TrackImgSampler: every frame once), and with 2:1:1 the still images
+# come on top (2 x the frames in all: 1440 samples on the default toy set). For the baseline's
+# iterations instead (the videos' share halved), pass `--cfg-options train_dataloader.sampler.length=720
+# train_dataloader.sampler.anchor_source=None` (notebook 03's `msd_equal_compute` row does this).
 _base_ = ['./toy_baseline.py']
 
 data_root = 'data/toy/'            # `visrc train --data-root` overrides it (every source)
@@ -26,7 +27,6 @@ img_scale = (256, 144)             # = toy_baseline's
 ch = 64                            # = toy_baseline's FPN / head channels
 c5_channels = 128                  # toy ResNet-18 with base_channels=16: C5 has 16 * 8 channels
 msd_ratios = [2, 1, 1]             # videos : coco : openimages
-msd_epoch_length = 1440            # samples per epoch (see the header)
 
 model = dict(
     detector=dict(
@@ -69,7 +69,7 @@ train_pipeline = [
 train_dataloader = dict(
     _delete_=True,
     batch_size=4, num_workers=0, persistent_workers=False,
-    sampler=dict(type='MixedSourceSampler', ratios=msd_ratios, length=msd_epoch_length),
+    sampler=dict(type='MixedSourceSampler', ratios=msd_ratios, anchor_source=0),   # the union (see the header)
     batch_sampler=None,   # mmdet's TrackAspectRatioBatchSampler needs sampler.dataset; all toy images are landscape
     dataset=dict(
         type='ConcatDataset',

@@ -13,7 +13,8 @@ Released files (V5-V7), all read as downloaded:
   (``train-masks-0/``...) or one folder per first character of the image id (``0/``...);
 * images: ``<ImageID>.jpg`` in one folder.
 
-:func:`openimages_csv_to_coco` converts them (``python -m visrc.data.openimages --help``):
+:func:`openimages_csv_to_coco` converts them (``visrc openimages-to-coco --help``, or
+``python -m visrc.data.openimages``):
 
 * **Subset.** With ``version`` ('2021' / '2019') only boxes of the classes that the reviewed table
   (:mod:`visrc.data.category_tables`) maps to a YouTube-VIS class of that version are kept, and
@@ -42,6 +43,7 @@ Output::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os.path as osp
 import sys
@@ -56,7 +58,7 @@ SEGMENTATION_COLUMNS = ("MaskPath", "ImageID", "LabelName", "BoxXMin", "BoxXMax"
 def read_class_descriptions(path: str) -> dict[str, str]:
     """``MID -> display name`` from a class-descriptions CSV, with or without its header row."""
     out: dict[str, str] = {}
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8") as f, _csv_errors(path):
         for line, row in enumerate(csv.reader(f), start=1):
             if not row or (line == 1 and not row[0].startswith("/")):
                 continue                                   # header (LabelName,DisplayName / label,class)
@@ -68,9 +70,30 @@ def read_class_descriptions(path: str) -> dict[str, str]:
     return out
 
 
+@contextlib.contextmanager
+def _csv_errors(path: str) -> Iterator[None]:
+    """A file that is not a UTF-8 CSV (binary, NUL bytes) as a ValueError naming it."""
+    try:
+        yield
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"{path}: not a readable UTF-8 CSV ({e})") from None
+
+
+def _open_image(path: str):
+    """``PIL.Image.open``, a file that is not a decodable image a ValueError naming it."""
+    from PIL import Image
+
+    try:
+        return Image.open(path)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise ValueError(f"{path}: not a decodable image ({e})") from None
+
+
 def _rows(path: str, required: Sequence[str]) -> Iterator[tuple[int, dict]]:
     """(line number, row dict) of a CSV with a header that has every ``required`` column."""
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8") as f, _csv_errors(path):
         reader = csv.DictReader(f)
         missing = [c for c in required if c not in (reader.fieldnames or ())]
         if missing:
@@ -118,8 +141,11 @@ def find_mask_png(masks_dir: str, mask_path: str, image_id: str) -> Optional[str
 def _load_mask(path: str, height: int, width: int) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("L")
+    with _open_image(path) as im:
+        try:
+            im = im.convert("L")
+        except OSError as e:                 # a truncated PNG fails on decoding, not on opening
+            raise ValueError(f"{path}: not a decodable image ({e})") from None
         if im.size != (width, height):
             im = im.resize((width, height), Image.NEAREST)
         return (np.asarray(im) >= 128).astype(np.uint8)
@@ -200,7 +226,6 @@ def openimages_csv_to_coco(boxes_csv: str, classes_csv: str, image_dir: str, out
                 (mid, _norm_box(row, ("BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax"), segmentation_csv, line),
                  row["MaskPath"], piou))
 
-    from PIL import Image
     from visrc.data.masks import encode_mask
 
     images, annotations = [], []
@@ -210,7 +235,7 @@ def openimages_csv_to_coco(boxes_csv: str, classes_csv: str, image_dir: str, out
         if not osp.isfile(path):
             missing_images += 1
             continue
-        with Image.open(path) as im:
+        with _open_image(path) as im:
             w, h = im.size
         img_id = len(images) + 1
         images.append(dict(id=img_id, file_name=iid + ext, height=h, width=w))
@@ -279,10 +304,8 @@ def summary(data: dict) -> str:
             f"on disk, {info.get('missing_mask_pngs', 0)} mask PNGs missing")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m visrc.data.openimages",
-        description="Convert OpenImages' released CSVs (+ mask PNGs) to the COCO-like JSON of visrc's MSD loader.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``visrc openimages-to-coco`` (and of ``python -m visrc.data.openimages``)."""
     p.add_argument("--boxes", required=True, help="boxes CSV, e.g. oidv6-train-annotations-bbox.csv")
     p.add_argument("--classes", required=True, help="class descriptions, e.g. oidv7-class-descriptions-boxable.csv")
     p.add_argument("--images", required=True, help="folder of <ImageID>.jpg")
@@ -294,16 +317,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--min-predicted-iou", type=float, default=0.5, help="weaker masks are weak (default 0.5)")
     p.add_argument("--max-images", type=int, help="keep the first N images")
     p.add_argument("--out", required=True, help="the JSON to write")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Convert (see :func:`openimages_csv_to_coco`) and print a one-line :func:`summary`. A missing
+    file or a CSV, image or mask that breaks the layout raises an exception whose message names the
+    file (``visrc`` prints it as one line)."""
+    if osp.isdir(args.out):      # checked before the CSVs are read: they may take minutes
+        raise IsADirectoryError(f"{args.out}: is a directory; give the JSON file to write (--out)")
+    if (args.segmentation is None) != (args.masks is None):
+        raise ValueError("--segmentation and --masks go together (the CSV names PNGs in the folder)")
+    data = openimages_csv_to_coco(args.boxes, args.classes, args.images, args.out, args.keep_classes,
+                                  segmentation_csv=args.segmentation, masks_dir=args.masks, version=args.version,
+                                  min_predicted_iou=args.min_predicted_iou, max_images=args.max_images)
+    print(f"{args.out}: {summary(data)}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m visrc.data.openimages``: :func:`run` with its errors as one ``error:`` line."""
+    p = argparse.ArgumentParser(
+        prog="python -m visrc.data.openimages",
+        description="Convert OpenImages' released CSVs (+ mask PNGs) to the COCO-like JSON of visrc's MSD loader.")
+    add_arguments(p)
     args = p.parse_args(argv)
     try:
-        data = openimages_csv_to_coco(args.boxes, args.classes, args.images, args.out, args.keep_classes,
-                                      segmentation_csv=args.segmentation, masks_dir=args.masks, version=args.version,
-                                      min_predicted_iou=args.min_predicted_iou, max_images=args.max_images)
+        return run(args)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"{args.out}: {summary(data)}")
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -179,16 +179,21 @@ class PseudoRefFrame(BaseTransform):
     instances that leave the image are removed from every per-instance key (``gt_bboxes``,
     ``gt_bboxes_labels``, ``gt_masks``, ``gt_instances_ids``, ``gt_ignore_flags``, ``gt_weak_flags``).
     Instance ids are untouched, so each object keeps its pseudo track id in both frames.
-    Set ``only_same_image=False`` for the section 3.1 experiment (always warp the reference).
+    ``only_same_image=False`` warps every non-key frame as it is (a real reference frame, augmented).
+    ``from_key=True`` first replaces every non-key frame by a copy of the key frame (image, masks,
+    per-instance annotations, ``img_path``), then warps it: each key frame gets a pseudo reference
+    frame made from itself, as the paper's frame-sampling runs (section 3.1: "for each key-frame, we
+    apply affine transforms to generate a pseudo reference frame").
     Random numbers come from numpy's global RNG (seeded by mmengine's worker seeding).
     """
 
     def __init__(self, max_shift: float = 0.1, max_rotate_deg: float = 10.0, flip_prob: float = 0.5,
                  scale_range: Sequence[float] = (0.9, 1.1), min_visible: float = 0.25, fill=0,
-                 only_same_image: bool = True) -> None:
+                 only_same_image: bool = True, from_key: bool = False) -> None:
         self.kw = dict(max_shift=max_shift, max_rotate_deg=max_rotate_deg, flip_prob=flip_prob,
                        scale_range=tuple(scale_range), min_visible=min_visible, fill=fill)
         self.only_same_image = only_same_image
+        self.from_key = from_key
 
     def transform(self, results: dict) -> dict:
         flags = results.get("key_frame_flags")
@@ -198,10 +203,23 @@ class PseudoRefFrame(BaseTransform):
         key = int(np.flatnonzero(np.asarray(flags))[0])
         paths = results.get("img_path", [None] * len(imgs))
         for f in range(len(imgs)):
-            if flags[f] or (self.only_same_image and paths[f] != paths[key]):
+            if flags[f]:
+                continue
+            if self.from_key:
+                self._copy_key(results, key, f)
+            elif self.only_same_image and paths[f] != paths[key]:
                 continue
             self._warp_frame(results, f)
         return results
+
+    @staticmethod
+    def _copy_key(results: dict, key: int, f: int) -> None:
+        """Frame ``f`` becomes a copy of frame ``key`` (every per-frame list of ``results``)."""
+        import copy
+
+        for k in ("img", "img_path", "gt_masks") + _PER_INSTANCE_KEYS:
+            if k in results and isinstance(results[k], list) and len(results[k]) > max(key, f):
+                results[k][f] = copy.deepcopy(results[k][key])
 
     def _warp_frame(self, results: dict, f: int) -> None:
         rng = np.random.default_rng(np.random.randint(0, 2**31 - 1))

@@ -91,7 +91,7 @@ FRAME_SAMPLING_SCHEDULES = ("equal_iterations", "equal_epochs")
 
 
 def frame_sampling_options(cfg, data_root: str | Path, n: int | None, schedule: str = "equal_epochs",
-                           out_dir: str | Path | None = None) -> dict | None:
+                           out_dir: str | Path | None = None, warp_every_reference: bool = False) -> dict | None:
     """``cfg_options`` that train a loaded config ``cfg`` on ``n`` uniformly sampled frames per video
     (paper 3.1).
 
@@ -101,6 +101,9 @@ def frame_sampling_options(cfg, data_root: str | Path, n: int | None, schedule: 
     ``schedule="equal_iterations"``: every epoch takes as many key frames as the full split has
     (``FixedLengthTrackImgSampler``), so the run gets the all-frames run's iterations and LR
     schedule; ``"equal_epochs"``: an epoch is one pass over the sampled frames (fewer iterations).
+    ``warp_every_reference``: every key frame's reference is its own affine-warped copy
+    (``PseudoRefFrame(from_key=True)``, the paper's "for each key-frame"), not only a one-frame
+    video's; the sampled real frames then never serve as references.
     """
     if schedule not in FRAME_SAMPLING_SCHEDULES:
         raise ValueError(f"frame-sampling schedule must be one of {FRAME_SAMPLING_SCHEDULES}, got {schedule!r}")
@@ -116,7 +119,7 @@ def frame_sampling_options(cfg, data_root: str | Path, n: int | None, schedule: 
     if not ann.is_file():
         write_ytvis(subsample_frames(full, n), ann)
     pipeline = [t.to_dict() if hasattr(t, "to_dict") else dict(t) for t in ds.pipeline]
-    pipeline.insert(len(pipeline) - 1, dict(type="PseudoRefFrame"))
+    pipeline.insert(len(pipeline) - 1, dict(type="PseudoRefFrame", from_key=warp_every_reference))
     options = {"train_dataloader.dataset.ann_file": str(ann), "train_dataloader.dataset.pipeline": pipeline}
     if schedule == "equal_iterations":
         if cfg.train_dataloader.sampler.get("type") != "TrackImgSampler":

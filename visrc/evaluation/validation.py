@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
 from visrc.data.ytvis import (FormatWarnings, YTVISFormatError, check_rle_strings, check_segmentation, is_int,
-                              is_number, show, validate_ytvis, what)
+                              is_number, no_null_annotations, show, validate_ytvis, what)
 from visrc.fileio import read_json
 
 RESULT_KEYS = ("video_id", "category_id", "score", "segmentations")
@@ -151,7 +151,7 @@ def check_frames(data: Mapping, root: str | os.PathLike, source: str | os.PathLi
 
 def load_gt_checked(path: str | os.PathLike, validate: bool = True) -> tuple[dict, list[str]]:
     """Read a GT annotation file and (by default) validate it. Returns ``(data, warning lines)``."""
-    data = read_json(path)
+    data = no_null_annotations(read_json(path))
     if isinstance(data, list):
         raise YTVISFormatError(f"{path}: top level: a list of predictions, not an annotation file "
                                "(a results file is checked against its GT: visrc validate RESULTS --gt GT.json)")

@@ -201,7 +201,7 @@ def _ground_truth(gt: Mapping, vid_pos: dict, cat_pos: dict, sizes: list[tuple[i
     gtr = Tracks()
     g_crowd: list[bool] = []
     g_areas_field: list = []
-    for ann in gt.get("annotations", []):
+    for ann in gt.get("annotations") or []:
         v, c = vid_pos.get(ann["video_id"]), cat_pos.get(ann["category_id"])
         if v is None or c is None:
             continue

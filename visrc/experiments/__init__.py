@@ -4,7 +4,12 @@
   and the machine-wide compute slots;
 * :mod:`~visrc.experiments.tables` — the paper's tables, ``metrics_row``, ``summary_table``;
 * :mod:`~visrc.experiments.frame_sampling` — Fig. 2b (``run_frame_sampling``);
-* :mod:`~visrc.experiments.table1` — Table 1 (``run_table1``: association chosen on the baseline row);
-* :mod:`~visrc.experiments.table2` — Table 2 (``ensemble_table``, ``multiscale_rows``, ``pseudo_label_table``);
+* :mod:`~visrc.experiments.pretrain` — the toy COCO pretraining, once per backbone, and every video run's init
+  (``resolve_init``);
+* :mod:`~visrc.experiments.table1` — Table 1 (``run_table1``: thresholds chosen on the ``tune`` split);
+* :mod:`~visrc.experiments.table2` — Table 2 rows 1-3 (``ensemble_table``: Greedy Auto Ensemble selected on
+  ``tune``, ``multiscale_rows``);
+* :mod:`~visrc.experiments.pseudo_labels` — Table 2 rows 4-6 (``pseudo_label_table``: pseudo labels, new
+  networks, the final ensemble);
 * :mod:`~visrc.experiments.bitrack_study` — notebook 06's predictions and Fig. 4's example video.
 """

@@ -8,18 +8,21 @@ SOURCES = ("auto", "model", "gt_noisy")
 
 
 def resolve_source(source: str, data_root, config: str = "toy_baseline", seed: int = 0,
-                   train_epochs: int | None = None) -> tuple[str, str]:
+                   train_epochs: int | None = None, init="pretrained") -> tuple[str, str]:
     """``(source, one-line reason)``: ``"auto"`` becomes ``"model"`` when ``config``'s run for
-    ``seed`` is trained and its predictions are cached (the main job makes them), else ``"gt_noisy"``,
-    so an interactive session never waits for a training; other sources pass through."""
+    ``seed`` from ``init`` (as notebook 03's rows) is trained and its predictions are cached (the
+    main job makes them), else ``"gt_noisy"``, so an interactive session never waits for a
+    training; other sources pass through."""
+    from visrc.experiments.pretrain import cached_init
     from visrc.experiments.runs import run_dir
 
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     if source != "auto":
         return source, f"source={source!r} (as asked)"
-    work = run_dir(config, Path(data_root), seed, train_epochs)
-    if (work / "final_checkpoint.json").is_file() and any(work.glob("predict_forward/summary.json")):
+    start = cached_init(config, Path(data_root), init)
+    work = run_dir(config, Path(data_root), seed, train_epochs, init=start) if start is not False else None
+    if work is not None and (work / "final_checkpoint.json").is_file() and any(work.glob("predict_forward/summary.json")):
         return "model", f"source='model': cached predictions of {config} (seed {seed}) in {work}"
     return "gt_noisy", (f"source='gt_noisy': no cached predictions of {config} (seed {seed}) yet; "
                         f"`make reproduce` trains it, or pass source='model' to train it now")
@@ -27,10 +30,12 @@ def resolve_source(source: str, data_root, config: str = "toy_baseline", seed: i
 
 def explorer_predictions(source: str, data_root, split: str = "valid", config: str = "toy_baseline", seed: int = 0,
                          train_epochs: int | None = None, emb_noise: float = 1.0, label_flip: float = 0.1,
-                         box_jitter: float = 0.1, miss_rate: float = 0.1, duplicate_rate: float = 0.5):
+                         box_jitter: float = 0.1, miss_rate: float = 0.1, duplicate_rate: float = 0.5,
+                         init="pretrained"):
     """(videos, class names) of ``split``: ``source="auto"`` -> :func:`resolve_source` (prints which it
     took); ``"model"`` -> the cached predictions of ``config``
-    trained with ``seed`` (trained on first use); ``"gt_noisy"`` -> detections made from the ground
+    trained with ``seed`` from ``init`` (:func:`visrc.experiments.pretrain.resolve_init`; trained on
+    first use); ``"gt_noisy"`` -> detections made from the ground
     truth (no model) with noisy embeddings, flipped labels, jittered boxes, missed detections and
     near-duplicates (:func:`visrc.data.predictions.predictions_from_gt`). The defaults are notebook
     06's: with them the merge threshold changes the merges of some toy videos, since the two passes
@@ -38,17 +43,19 @@ def explorer_predictions(source: str, data_root, split: str = "valid", config: s
     arguments apply to ``"gt_noisy"`` only."""
     from visrc.data.predictions import load_predictions, predictions_from_gt
     from visrc.data.ytvis import load_ytvis
+    from visrc.experiments.pretrain import resolve_init
     from visrc.experiments.runs import predict_cached, train_cached
     from visrc.models.config import config_classes, load_config
 
     root = Path(data_root)
     if source == "auto":
-        source, reason = resolve_source(source, root, config, seed, train_epochs)
+        source, reason = resolve_source(source, root, config, seed, train_epochs, init)
         print(reason)
     elif source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     if source == "model":
-        checkpoint = train_cached(config, root, seed=seed, max_epochs=train_epochs)
+        checkpoint = train_cached(config, root, seed=seed, max_epochs=train_epochs,
+                                  init=resolve_init(config, root, init))
         return load_predictions(predict_cached(config, checkpoint, root)["predictions"]), list(config_classes(load_config(config)))
     data = load_ytvis(root / split / "instances.json")
     videos = predictions_from_gt(data, emb_noise=emb_noise, label_flip=label_flip, seed=seed, box_jitter=box_jitter,

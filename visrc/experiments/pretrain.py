@@ -40,3 +40,35 @@ def pretrained_checkpoint(config, data_root: str | Path, seed: int = 0,
     """The checkpoint of the toy COCO pretraining for ``config``'s backbone on ``data_root`` (trained
     on first use, cached like every run; ``max_epochs`` shortens its schedule, e.g. quick mode)."""
     return train_cached(PRETRAIN_CONFIGS[backbone_of(config)], data_root, seed=seed, max_epochs=max_epochs)
+
+
+def resolve_init(config, data_root: str | Path, init, pretrain_epochs: int | None = None) -> Path | None:
+    """The checkpoint a video run of ``config`` starts from: ``init="pretrained"`` the toy COCO
+    pretraining of its backbone (:func:`pretrained_checkpoint`, ``pretrain_epochs`` its schedule),
+    ``None`` random weights, anything else a checkpoint path (which must exist)."""
+    if init is None:
+        return None
+    if init == "pretrained":
+        return pretrained_checkpoint(config, data_root, max_epochs=pretrain_epochs)
+    if not Path(init).is_file():
+        raise FileNotFoundError(f"{init}: no such init checkpoint (use 'pretrained', None or a .pth file)")
+    return Path(init)
+
+
+def init_label(init) -> str:
+    """How a table records a row's init: ``"toy COCO pretraining"``, ``"random"`` or the path."""
+    if init is None:
+        return "random"
+    return "toy COCO pretraining" if init == "pretrained" else str(init)
+
+
+def cached_init(config, data_root: str | Path, init, pretrain_epochs: int | None = None):
+    """:func:`resolve_init` without training: the init checkpoint if it is available now, ``None``
+    for random weights, ``False`` when the pretraining it names has not been trained yet."""
+    from visrc.experiments.runs import run_dir
+    from visrc.fileio import read_json
+
+    if init != "pretrained":
+        return resolve_init(config, data_root, init)
+    done = run_dir(PRETRAIN_CONFIGS[backbone_of(config)], data_root, 0, pretrain_epochs) / "final_checkpoint.json"
+    return Path(read_json(done)["checkpoint"]) if done.is_file() else False

@@ -194,13 +194,25 @@ def train_many(jobs: list[dict]) -> list[Path]:
     return [f.result() for f in futures]
 
 
+def split_files(split: str | None) -> dict:
+    """``run_inference`` keywords of a video split of a data root in the YouTube-VIS layout
+    (``<split>/instances.json``, ``<split>/JPEGImages``); ``{}`` for ``None`` (the config's ``test_split``)."""
+    if split is None:
+        return {}
+    if not split or "/" in split or split.startswith("."):
+        raise ValueError(f"split must be a folder name under the data root (e.g. 'valid', 'tune'), got {split!r}")
+    return dict(ann_file=f"{split}/instances.json", img_prefix=f"{split}/JPEGImages")
+
+
 def predict_cached(config: str, checkpoint: str | Path, data_root: str | Path, mode: str = "forward",
-                   force: bool = False) -> dict:
-    """Run :func:`visrc.pipeline.run_inference` on the config's test split once; return its summary
-    (paths of ``results.json`` and the per-frame ``.npz``, frames/s, metrics when the split has GT)."""
+                   force: bool = False, split: str | None = None) -> dict:
+    """Run :func:`visrc.pipeline.run_inference` on a split once; return its summary (paths of
+    ``results.json`` and the per-frame ``.npz``, frames/s, metrics when the split has GT).
+    ``split``: a video split of the data root, e.g. ``"tune"`` where thresholds are chosen
+    (:func:`split_files`); ``None``: the config's test split."""
     from visrc.pipeline import run_inference
 
-    out_dir = Path(checkpoint).parent / f"predict_{mode}"
+    out_dir = Path(checkpoint).parent / (f"predict_{mode}" + (f"_{split}" if split else ""))
     summary_path = out_dir / "summary.json"
     if summary_path.is_file() and not force:
         return read_json(summary_path)
@@ -209,6 +221,6 @@ def predict_cached(config: str, checkpoint: str | Path, data_root: str | Path, m
             return read_json(summary_path)
         with compute_slot():
             summary = run_inference(config, checkpoint, data_root=data_root, out=out_dir / "results.json",
-                                    mode=mode, log=None)
+                                    mode=mode, log=None, **split_files(split))
         atomic_write_json(summary_path, summary, indent=2)
     return summary

@@ -20,6 +20,14 @@ def interval_columns(boot: BootstrapResult) -> dict:
     return out
 
 
+def row_interval(gt, results, n_boot: int = 1000) -> dict:
+    """The AP bootstrap columns of one table row (:func:`interval_columns`): ``results`` (YouTube-VIS
+    results: a list or a ``results.json`` path) against ``gt`` (dict or path), resampled over videos."""
+    from visrc.evaluation.bootstrap import bootstrap_ap
+
+    return interval_columns(bootstrap_ap(gt, results, n_boot=n_boot))
+
+
 def metrics_row(metrics: dict) -> dict:
     """The table's metrics (:data:`TABLE_METRICS`) out of an evaluation's metrics dict."""
     return {k: metrics[k] for k in TABLE_METRICS}
@@ -34,7 +42,8 @@ PAPER_TABLE1 = {
     "+TCIS+MultiTask+MSD+BiTrack": dict(AP=0.388, AP50=0.589, AP75=0.438, AR1=0.320, AR10=0.436),
 }
 # The paper's Table 2 (YouTube-VIS 2021 valid), for side-by-side display only. Model A here is
-# the toy ResNet (toy_baseline; the paper: ResNeSt-101 "S101"), model B the toy Swin (toy_swin; Swin-S).
+# the full toy model with the ResNet backbone (toy_tcis_multitask_msd; the paper: ResNeSt-101 "S101"),
+# model B the same with the toy Swin (toy_swin_tcis_multitask_msd; the paper: Swin-S).
 # Rows 4-6 train on pseudo-labelled valid and evaluate on valid (the paper's transductive protocol).
 PAPER_TABLE2 = {
     "A": dict(AP=0.418, AP50=0.652, AP75=0.464, AR1=0.340, AR10=0.454),
@@ -47,8 +56,10 @@ PAPER_TABLE2 = {
 
 
 def summary_table(runs: list[dict], paper: dict | None = None):
-    """Rows of ``{"row", "seed", <metric>: value}`` -> a pandas table of mean, std and run count per row
-    (in first-seen row order), with the paper's numbers beside the toy runs' when ``paper`` is given."""
+    """Rows of ``{"row", "seed", <metric>: value}`` -> a pandas table of mean, std (over seeds) and run
+    count per row (in first-seen row order); ``AP low`` / ``AP high`` (the 95% bootstrap interval over
+    videos, mean over seeds) when the runs carry ``AP_low`` / ``AP_high``; the paper's numbers beside
+    the toy runs' when ``paper`` is given."""
     import pandas as pd
 
     df = pd.DataFrame(runs)
@@ -58,6 +69,9 @@ def summary_table(runs: list[dict], paper: dict | None = None):
     table.insert(0, "seeds", g.size().loc[order])
     cols = ["seeds"] + [f"{m} {s}" for m in TABLE_METRICS for s in ("mean", "std")]
     table = table[cols]
+    for col in ("AP_low", "AP_high"):        # the bootstrap interval over videos (mean over seeds)
+        if col in df:
+            table[f"{col.replace('_', ' ')}"] = df.groupby("row", sort=False)[col].mean().loc[order]
     if paper:
         table["paper AP"] = [paper.get(r, {}).get("AP") for r in order]
         table["paper AP50"] = [paper.get(r, {}).get("AP50") for r in order]

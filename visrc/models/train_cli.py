@@ -181,6 +181,8 @@ def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epoch
     if cfg_options:
         opts = dict(o.split('=', 1) for o in cfg_options) if not isinstance(cfg_options, dict) else cfg_options
         cfg.merge_from_dict({k: _parse_value(v) if isinstance(v, str) else v for k, v in opts.items()})
+        if data_root:                       # datasets the options replaced (a ConcatDataset's list) too
+            set_data_root(cfg, data_root)
     if max_epochs is not None:
         line = set_max_epochs(cfg, int(max_epochs))
         if line:

@@ -45,7 +45,9 @@ def savetable(df, name: str) -> tuple[Path, Path]:
 
 
 def plot_metric_bars(table, metrics=("AP", "AP50", "AR10"), paper_col: str | None = "paper AP", title: str = ""):
-    """Grouped bars of ``<metric> mean`` (error bars: ``<metric> std``) per row of an ablation table."""
+    """Grouped bars of ``<metric> mean`` (error bars: ``<metric> std`` over seeds) per row of an ablation
+    table; with ``AP low`` / ``AP high`` columns (:func:`visrc.experiments.tables.summary_table`), the
+    AP bars also carry their 95% bootstrap interval over videos as a black range."""
     import numpy as np
     from matplotlib.figure import Figure
 
@@ -56,6 +58,9 @@ def plot_metric_bars(table, metrics=("AP", "AP50", "AR10"), paper_col: str | Non
     for i, m in enumerate(metrics):
         std = table.get(f"{m} std")
         ax.bar(x + i * width, table[f"{m} mean"], width, yerr=None if std is None else std.fillna(0), label=f"ours {m}", capsize=2)
+        if m == "AP" and "AP low" in table.columns and "AP high" in table.columns:
+            ax.vlines(x + i * width, table["AP low"].astype(float), table["AP high"].astype(float), color="black",
+                      linewidth=1.2, label="AP 95% interval (videos)")
     if paper_col and paper_col in table.columns:
         ax.bar(x + len(metrics) * width, table[paper_col].astype(float), width, label=f"{paper_col} (YouTube-VIS 2021)",
                color="lightgray", edgecolor="gray")
@@ -70,7 +75,8 @@ def plot_metric_bars(table, metrics=("AP", "AP50", "AR10"), paper_col: str | Non
 def plot_ap_vs_frames(df, metrics=("AP", "AP50"), title: str = ""):
     """Fig. 2b: metrics (mean +- std over seeds) against frames per video; ``df`` has columns
     ``frames`` (int, or a label such as "all" for the last point), one column per metric and
-    optionally ``schedule`` (one line per schedule and metric, e.g. equal iterations / epochs)."""
+    optionally ``schedule`` (one line per schedule and metric, e.g. equal iterations / epochs) and
+    ``<metric>_low`` / ``<metric>_high`` (the bootstrap interval over videos, drawn as a band)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(5.6, 3.6))
@@ -87,6 +93,10 @@ def plot_ap_vs_frames(df, metrics=("AP", "AP50"), title: str = ""):
             label = m if len(schedules) == 1 else f"{m}, {str(schedule).replace('_', ' ')}"
             ax.errorbar(range(len(labels)), mean, yerr=std, marker="os^v"[si % 4], capsize=3, label=label,
                         color=f"C{mi}", linestyle=["-", "--", ":", "-."][si % 4])
+            if f"{m}_low" in part and f"{m}_high" in part:     # the bootstrap interval over videos
+                ax.fill_between(range(len(labels)), g[f"{m}_low"].mean().reindex(labels),
+                                g[f"{m}_high"].mean().reindex(labels), color=f"C{mi}", alpha=0.12,
+                                label=f"{m} 95% interval (videos)" if si == 0 else None)
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels)
     ax.set_ylim(bottom=0)   # AP from 0: the gaps between settings at their true scale
