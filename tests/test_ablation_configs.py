@@ -131,7 +131,9 @@ def test_msd_config_mixes_sources_and_weak_masks_give_no_mask_loss(toy_small):
     ds = loader.dataset
     assert [type(d).__name__ for d in ds.datasets] == ['YTVISRawDataset', 'MSDImageDataset', 'MSDImageDataset']
     src = np.searchsorted(np.asarray(ds.cumulative_sizes), np.asarray(list(loader.sampler)), side='right')
-    assert np.bincount(src, minlength=3).tolist() == [720, 360, 360]
+    from visrc.data.msd import frames_of
+    n = frames_of(ds.datasets[0])      # the union: every video frame once, the still images on top in 2:1:1
+    assert np.bincount(src, minlength=3).tolist() == [n, n // 2, n // 2]
 
     # OpenImages-style still images: 1-frame videos turned into warped key/reference pairs, weak flags set
     oi, offset = ds.datasets[2], ds.cumulative_sizes[1]
