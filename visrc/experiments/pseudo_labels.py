@@ -270,10 +270,10 @@ def pseudo_label_table(table: EnsembleTable, pseudo_config=None, retrain: str = 
 
     root, names, members = table.data_root, table.names, dict(table.members)
     runs, pseudo_stats, choice, merged = list(table.runs), [], [], {}
-    inits = {members[(n, table.seeds[0])][0]: None for n in names}
-    if retrain == "new":        # resolve_init: the same cached pretraining the models started from
-        inits = {c: resolve_init(c, root, "pretrained") if table.inits.get(c) == "toy COCO pretraining" else None
-                 for c in inits}
+    # the new networks start where the models did (the same cached pretraining)
+    inits = {c: resolve_init(c, root, table.init, table.pretrain_epochs) for c in {members[(n, table.seeds[0])][0]
+                                                                                  for n in names}} \
+        if retrain == "new" else {}
     for seed in table.seeds:
         cfg_pl = pseudo_config
         if choose_on_tune and table.choice_split:

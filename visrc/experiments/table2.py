@@ -201,7 +201,8 @@ class EnsembleTable:
     refine: bool
     mode: str | None
     choice_split: str | None
-    inits: dict
+    init: object                  # as given to ensemble_table ("pretrained", None or a checkpoint path)
+    pretrain_epochs: int | None
     n_boot: int = 1000
 
 
@@ -250,7 +251,7 @@ def ensemble_table(data_root, models=TABLE2_MODELS, seeds=(0,), train_epochs: in
         runs.append(ensemble_row(f"Ensemble ({', '.join(names)})", seed, ensembles[seed], n_boot,
                                  init=init_label(init), members=", ".join(chosen)))
     return EnsembleTable(runs, members, ensembles, selected, names, root, list(seeds), [float(s) for s in scales],
-                         iou_thr, refine, mode, choice_split, {c: init_label(init) for c in inits}, n_boot)
+                         iou_thr, refine, mode, choice_split, init, pretrain_epochs, n_boot)
 
 
 def multiscale_rows(table: EnsembleTable, scales: Sequence[float]) -> list[dict]:
