@@ -88,6 +88,7 @@ def test_full_config_is_the_papers_system(name):
     # inference: BiTrack with label voting, QDTrack's bi-softmax association
     tracking, mode = config_tracking(cfg)
     assert mode == 'bitrack' and tracking.tracker.similarity == 'bisoftmax'
+    assert tracking.tracker.backdrop_frames == 1 and tracking.tracker.momentum == 0.8
     assert not tracking.tracker.class_aware                   # label voting picks the track's class
 
 

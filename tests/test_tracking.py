@@ -7,7 +7,7 @@ import pytest
 
 from helpers import make_video
 from visrc.data.masks import decode_rle, encode_mask
-from visrc.tracking import (FramePredictions, PredictionsFormatError, Tracker, TrackerConfig, VideoPredictions,
+from visrc.tracking import (QDTRACK, FramePredictions, PredictionsFormatError, Tracker, TrackerConfig, VideoPredictions,
                             box_iou, build_tracker, load_predictions, save_predictions, synthetic_video, associate_video,
                             vote_label, vote_labels)
 
@@ -214,6 +214,37 @@ def test_bisoftmax_similarity():
     assert ids == [[0, 1]] * 3
     s = tr.similarity(video.frames[0].embeddings.astype(float), video.frames[0].boxes, video.frames[0].labels)
     assert np.all((s >= 0) & (s <= 1)) and s[0, 0] > s[0, 1]
+
+
+def test_backdrops_refuse_a_new_object_that_bisoftmax_alone_would_match():
+    # frame 0: object A (tracked) and a weak untracked detection X; frame 1: A has left and a new
+    # object B appears, its embedding like X's. Alone, bi-softmax gives B -> A a similarity of 1.
+    frame0 = FramePredictions([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.4], [0, 0], [[4.0, 0.0], [0.0, 4.0]])
+    frame1 = FramePredictions([[50, 50, 60, 60]], [0.9], [0], [[0.5, 4.0]])
+    plain = Tracker(TrackerConfig(similarity="bisoftmax"))
+    assert [plain.update(f).tolist() for f in (frame0, frame1)] == [[0, -1], [0]]
+    qd = Tracker(QDTRACK)
+    assert [qd.update(f).tolist() for f in (frame0, frame1)] == [[0, -1], [1]]  # X's backdrop wins: new id
+    assert len(qd.backdrops) == 1 and qd.backdrops[0].shape == (0, 2)        # frame 1 left none untracked
+
+
+def test_backdrops_are_nms_thinned_kept_for_backdrop_frames_and_need_bisoftmax():
+    tr = Tracker(TrackerConfig(similarity="bisoftmax", backdrop_frames=2, backdrop_nms_iou=0.3, init_score_thr=0.95))
+    weak = FramePredictions([[0, 0, 10, 10], [1, 0, 11, 10], [40, 40, 50, 50]], [0.5, 0.6, 0.4], [0, 0, 0], np.eye(3))
+    assert tr.update(weak).tolist() == [-1, -1, -1]
+    np.testing.assert_array_equal(tr.backdrops[0], np.eye(3)[[1, 2]])  # overlapping lower-score box dropped
+    # a duplicate of a *tracked* detection is no backdrop either (it would be that track's negative)
+    qd = Tracker(QDTRACK)
+    dup = FramePredictions([[0, 0, 10, 10], [1, 0, 11, 10]], [0.9, 0.4], [0, 0], [[1.0, 0.0], [0.0, 1.0]])
+    assert qd.update(dup).tolist() == [0, -1] and qd.backdrops[0].shape == (0, 2)
+    for _ in range(3):
+        tr.update(FramePredictions.empty(3))
+    assert len(tr.backdrops) == 2 and all(len(b) == 0 for b in tr.backdrops)
+    assert (QDTRACK.similarity, QDTRACK.backdrop_frames, QDTRACK.momentum) == ("bisoftmax", 1, 0.8)
+    with pytest.raises(ValueError, match="backdrop_frames"):
+        TrackerConfig(backdrop_frames=1)  # cosine has no softmax for backdrops to enter
+    with pytest.raises(ValueError, match="backdrop_frames"):
+        TrackerConfig(similarity="bisoftmax", backdrop_frames=-1)
 
 
 def test_tracker_empty_frames_and_config_errors():

@@ -155,10 +155,11 @@ model = dict(
     init_cfg=None)
 
 # inference: BiTrack (forward + backward association, tracklets merged above merge_iou_thr) and
-# label voting; QDTrack's bi-softmax similarity (`similarity='cosine'` is the other option)
+# label voting; QDTrack's association: bi-softmax with one frame of backdrops (`similarity='cosine',
+# backdrop_frames=0` is the other option)
 tracking = dict(
     tracker=dict(match_thr=0.5, init_score_thr=0.5, obj_score_thr=0.3, max_age=10,
-                 similarity='bisoftmax', momentum=0.8),
+                 similarity='bisoftmax', momentum=0.8, backdrop_frames=1, backdrop_nms_iou=0.3),
     merge_iou_thr=0.5)
 tracking_mode = 'bitrack'
 

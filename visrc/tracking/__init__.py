@@ -11,7 +11,7 @@
 * :mod:`~visrc.tracking.voting` — ``vote_label``.
 """
 from visrc.data.boxes import box_iou
-from visrc.tracking.associate import Tracker, TrackerConfig, associate_video, build_tracker
+from visrc.tracking.associate import QDTRACK, Tracker, TrackerConfig, associate_video, build_tracker
 from visrc.tracking.bitrack import (BiTrackConfig, BiTrackResult, Track, bitrack, build_bitrack_config, greedy_pairs,
                                     merge_base, merge_tracklets, pair_mean_iou, track_split, track_forward,
                                     tracklets_from_ids, tracks_from_tracklets)
@@ -21,7 +21,7 @@ from visrc.data.predictions import (FramePredictions, PredictionsFormatError, Vi
 from visrc.tracking.voting import vote_label, vote_labels
 
 __all__ = [
-    "Tracker", "TrackerConfig", "box_iou", "build_tracker", "associate_video",
+    "QDTRACK", "Tracker", "TrackerConfig", "box_iou", "build_tracker", "associate_video",
     "BiTrackConfig", "BiTrackResult", "Track", "bitrack", "build_bitrack_config", "greedy_pairs", "merge_base", "merge_tracklets",
     "MergeEvent", "merge_events",
     "pair_mean_iou", "track_split", "track_forward", "tracklets_from_ids", "tracks_from_tracklets",

@@ -13,8 +13,13 @@ One ``update`` does, for the N detections of the frame and the K tracks in the b
    embedding memory, in [-1, 1]; ``"bisoftmax"`` = QDTrack's bi-directional softmax of the dot
    products, ``(softmax over tracks + softmax over detections) / 2``, in [0, 1]. Cosine is the
    default because it is absolute: with one track and one detection, bi-softmax is 1 whatever
-   the embeddings, so it cannot refuse a new object on its own (QDTrack adds backdrop negatives
-   for that; small toy videos often have a single object);
+   the embeddings, so it cannot refuse a new object on its own (small toy videos often have a
+   single object). QDTrack's answer is *backdrops* (``backdrop_frames > 0``): the detections that
+   ended a frame untracked, less those overlapping a higher-scored detection above
+   ``backdrop_nms_iou``, stay in the buffer for
+   ``backdrop_frames`` frames as extra softmax columns that are never matched, so a new object
+   whose embedding resembles last frame's background takes a backdrop instead of a track
+   (mmdet's ``QuasiDenseTracker``: ``memo_backdrop_frames=1``, ``nms_backdrop_iou_thr=0.3``);
 3. gates set a pair's similarity to -inf: box IoU with the track's last box below ``iou_thr``
    (0 = no gate), and, if ``class_aware``, a different label. ``class_aware`` is off by default:
    the paper (3.5.4) relaxes label consistency and lets label voting pick the track's class;
@@ -56,6 +61,8 @@ class TrackerConfig:
     class_aware: bool = False
     matcher: str = "greedy"  # "greedy" | "hungarian"
     momentum: float = 0.8
+    backdrop_frames: int = 0  # QDTrack: 1 (bi-softmax only)
+    backdrop_nms_iou: float = 0.3
 
     def __post_init__(self) -> None:
         if self.similarity not in ("cosine", "bisoftmax"):
@@ -66,13 +73,24 @@ class TrackerConfig:
             raise ValueError(f"TrackerConfig.max_age: must be >= 0, got {self.max_age}")
         if not 0.0 <= self.momentum <= 1.0:
             raise ValueError(f"TrackerConfig.momentum: must be in [0, 1], got {self.momentum}")
+        if self.backdrop_frames < 0:
+            raise ValueError(f"TrackerConfig.backdrop_frames: must be >= 0, got {self.backdrop_frames}")
+        if self.backdrop_frames and self.similarity != "bisoftmax":
+            raise ValueError("TrackerConfig.backdrop_frames: backdrops are softmax negatives; "
+                             f"they need similarity='bisoftmax', not {self.similarity!r}")
+
+
+QDTRACK = TrackerConfig(similarity="bisoftmax", momentum=0.8, backdrop_frames=1, backdrop_nms_iou=0.3)
+"""QDTrack's association rules (bi-softmax, one frame of backdrops, memory momentum 0.8) with
+this module's score thresholds and relaxed class check (label voting picks the class)."""
 
 
 class Tracker:
     """Quasi-dense association over a stream of frames; feed frames in either time direction.
 
     State (K live tracks): ``ids`` (K,), ``embeds`` (K, D) memory, ``boxes`` (K, 4) last box,
-    ``labels`` (K,) last label, ``last_seen`` (K,) update step of the last match.
+    ``labels`` (K,) last label, ``last_seen`` (K,) update step of the last match; ``backdrops``:
+    one (B_f, D) embedding array per recent frame (newest last), used only with ``backdrop_frames``.
     """
 
     def __init__(self, config: TrackerConfig | None = None, **overrides) -> None:
@@ -87,6 +105,7 @@ class Tracker:
         self.boxes = np.zeros((0, 4), np.float64)
         self.labels = np.zeros(0, np.int64)
         self.last_seen = np.zeros(0, np.int64)
+        self.backdrops: list[np.ndarray] = []
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -97,6 +116,8 @@ class Tracker:
         if self.embeds is None:
             self.embeds = np.zeros((0, frame.embeddings.shape[1]), np.float64)
         out = self._assign(frame)
+        if self.config.backdrop_frames:
+            self._remember_backdrops(frame, out)
         alive = self.step - self.last_seen <= self.config.max_age  # frames missed so far
         if not alive.all():
             self._keep(alive)
@@ -139,8 +160,14 @@ class Tracker:
         if cfg.similarity == "cosine":
             sim = unit_rows(emb, reduce="sum") @ unit_rows(self.embeds, reduce="sum").T
         else:
-            dots = emb @ self.embeds.T
-            sim = 0.5 * (_softmax(dots, axis=1) + _softmax(dots, axis=0))
+            # backdrop columns take part in both softmaxes, then are dropped: they are never matched
+            memory = np.concatenate([self.embeds, *self.backdrops]) if self.backdrops else self.embeds
+            dots = emb @ memory.T
+            both = 0.5 * (_softmax(dots, axis=1) + _softmax(dots, axis=0))
+            sim = both[:, :len(self.ids)]
+            if self.backdrops and both.shape[1] > len(self.ids):
+                # QDTrack: a detection most similar to a backdrop is not matched to any track
+                sim = np.where(sim >= both[:, len(self.ids):].max(axis=1, keepdims=True), sim, -np.inf)
         if cfg.iou_thr > 0:
             sim = np.where(box_iou(boxes, self.boxes) >= cfg.iou_thr, sim, -np.inf)
         if cfg.class_aware:
@@ -171,6 +198,18 @@ class Tracker:
                     break
                 sim[:, j] = -np.inf
         return np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+
+    def _remember_backdrops(self, frame: FramePredictions, ids: np.ndarray) -> None:
+        """Keep this frame's untracked detections (B,) as backdrops, less those overlapping a
+        higher-scored detection of the frame, tracked or not, above ``backdrop_nms_iou`` (mmdet's rule:
+        a duplicate of a tracked object must not become its negative)."""
+        order = np.argsort(-frame.scores, kind="stable")
+        iou = box_iou(frame.boxes[order], frame.boxes[order])
+        keep = [order[r] for r in range(len(order)) if ids[order[r]] == -1
+                and not (iou[r, :r] > self.config.backdrop_nms_iou).any()]
+        dim = self.embeds.shape[1]
+        self.backdrops.append(frame.embeddings[np.asarray(keep, np.int64)].astype(np.float64).reshape(-1, dim))
+        self.backdrops = self.backdrops[-self.config.backdrop_frames:]
 
     def _keep(self, keep: np.ndarray) -> None:
         self.ids, self.embeds, self.boxes = self.ids[keep], self.embeds[keep], self.boxes[keep]
