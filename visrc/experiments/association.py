@@ -14,7 +14,6 @@ Every other tracker setting is the config's own ``tracking.tracker``.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -59,8 +58,8 @@ def main(argv=None) -> dict:
 
     from visrc import numerics
     from visrc.data.toy import dataset_root
-    from visrc.fileio import atomic_write_text
-    from visrc.viz.plots import figures_dir, savetable
+    from visrc.reproduce import record_metrics
+    from visrc.viz.plots import savetable
 
     p = argparse.ArgumentParser(prog="python -m visrc.experiments.association", description=__doc__.split("\n")[0])
     p.add_argument("--config", default="toy_baseline")
@@ -73,8 +72,7 @@ def main(argv=None) -> dict:
     table = pd.DataFrame(out["rows"]).set_index(["association", "mode"])
     savetable(table, "association_cosine_vs_qdtrack")
     print(table.to_markdown())
-    text = json.dumps({**out, "numerics": numerics.describe()}, indent=2, sort_keys=True, default=float)
-    atomic_write_text(figures_dir() / "association_metrics.json", text + "\n")
+    record_metrics("association", out)
     return out
 
 

@@ -161,11 +161,10 @@ class Tracker:
             sim = unit_rows(emb, reduce="sum") @ unit_rows(self.embeds, reduce="sum").T
         else:
             # backdrop columns take part in both softmaxes, then are dropped: they are never matched
-            memory = np.concatenate([self.embeds, *self.backdrops]) if self.backdrops else self.embeds
-            dots = emb @ memory.T
+            dots = emb @ np.concatenate([self.embeds, *self.backdrops]).T
             both = 0.5 * (_softmax(dots, axis=1) + _softmax(dots, axis=0))
             sim = both[:, :len(self.ids)]
-            if self.backdrops and both.shape[1] > len(self.ids):
+            if both.shape[1] > len(self.ids):
                 # QDTrack: a detection most similar to a backdrop is not matched to any track
                 sim = np.where(sim >= both[:, len(self.ids):].max(axis=1, keepdims=True), sim, -np.inf)
         if cfg.iou_thr > 0:
