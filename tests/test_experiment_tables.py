@@ -117,7 +117,11 @@ def test_metrics_row_and_summary_table():
     assert list(table.index) == ["+TCIS", "baseline"]                       # first-seen order
     assert table.loc["baseline", "seeds"] == 2 and table.loc["baseline", "AP mean"] == pytest.approx(0.4)
     assert table.loc["baseline", "AP std"] == pytest.approx(np.std([0.5, 0.3], ddof=1))
-    assert "paper AP" not in table.columns
+    assert "paper AP" not in table.columns and "members" not in table.columns
+    ens = [{"row": "Ensemble", "seed": 0, "members": "A, B", **m}, {"row": "Ensemble", "seed": 1, "members": "A", **m},
+           {"row": "Ensemble", "seed": 2, "members": "A, B", **m}, {"row": "A", "seed": 0, **m}]
+    chosen = summary_table(ens)["members"]
+    assert chosen["Ensemble"] == "A, B | A" and chosen["A"] == ""             # each distinct choice once
     with_paper = summary_table(runs, PAPER_TABLE1)
     assert with_paper.loc["baseline", "paper AP"] == PAPER_TABLE1["baseline"]["AP"]
     assert with_paper.loc["+TCIS", "paper AP50"] == PAPER_TABLE1["+TCIS"]["AP50"]

@@ -58,8 +58,9 @@ PAPER_TABLE2 = {
 def summary_table(runs: list[dict], paper: dict | None = None):
     """Rows of ``{"row", "seed", <metric>: value}`` -> a pandas table of mean, std (over seeds) and run
     count per row (in first-seen row order); ``AP low`` / ``AP high`` (the 95% bootstrap interval over
-    videos, mean over seeds) when the runs carry ``AP_low`` / ``AP_high``; the paper's numbers beside
-    the toy runs' when ``paper`` is given."""
+    videos, mean over seeds) when the runs carry ``AP_low`` / ``AP_high``; an ensemble's ``members``
+    (each seed's choice, ``" | "`` between seeds that chose differently; blank for single models);
+    the paper's numbers beside the toy runs' when ``paper`` is given."""
     import pandas as pd
 
     df = pd.DataFrame(runs)
@@ -72,6 +73,9 @@ def summary_table(runs: list[dict], paper: dict | None = None):
     for col in ("AP_low", "AP_high"):        # the bootstrap interval over videos (mean over seeds)
         if col in df:
             table[f"{col.replace('_', ' ')}"] = df.groupby("row", sort=False)[col].mean().loc[order]
+    if "members" in df:                      # which models an ensemble row fused (chosen on tune)
+        chosen = df.groupby("row", sort=False)["members"].agg(lambda m: " | ".join(dict.fromkeys(m.dropna())))
+        table["members"] = chosen.loc[order]
     if paper:
         table["paper AP"] = [paper.get(r, {}).get("AP") for r in order]
         table["paper AP50"] = [paper.get(r, {}).get("AP50") for r in order]

@@ -47,7 +47,8 @@ def savetable(df, name: str) -> tuple[Path, Path]:
 def plot_metric_bars(table, metrics=("AP", "AP50", "AR10"), paper_col: str | None = "paper AP", title: str = ""):
     """Grouped bars of ``<metric> mean`` (error bars: ``<metric> std`` over seeds) per row of an ablation
     table; with ``AP low`` / ``AP high`` columns (:func:`visrc.experiments.tables.summary_table`), the
-    AP bars also carry their 95% bootstrap interval over videos as a black range."""
+    AP bars also carry their 95% bootstrap interval over videos as a black range; an ensemble row's
+    ``members`` column goes under its label."""
     import numpy as np
     from matplotlib.figure import Figure
 
@@ -65,7 +66,9 @@ def plot_metric_bars(table, metrics=("AP", "AP50", "AR10"), paper_col: str | Non
         ax.bar(x + len(metrics) * width, table[paper_col].astype(float), width, label=f"{paper_col} (YouTube-VIS 2021)",
                color="lightgray", edgecolor="gray")
     ax.set_xticks(x + width * (len(metrics) - 1) / 2 + (width / 2 if paper_col else 0))
-    ax.set_xticklabels(table.index, rotation=15, ha="right", fontsize=8)
+    members = table["members"] if "members" in table.columns else [""] * len(table)
+    ax.set_xticklabels([f"{r}\nmembers: {m}" if m else r for r, m in zip(table.index, members)],
+                       rotation=15, ha="right", fontsize=8)
     ax.set_ylabel("video AP / AR")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
