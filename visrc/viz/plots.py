@@ -71,7 +71,7 @@ def plot_metric_bars(table, metrics=("AP", "AP50", "AR10"), paper_col: str | Non
                        rotation=15, ha="right", fontsize=8)
     ax.set_ylabel("video AP / AR")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))      # outside: never over a bar
     return fig
 
 
