@@ -9,7 +9,7 @@ MMCV_WHEEL = $(firstword $(wildcard $(WHEELHOUSE)/mmcv-2.1.0-*.whl))
 QUICK     ?= 0
 PYTEST_ARGS ?=
 
-.PHONY: setup test reproduce bench clean-venv
+.PHONY: setup test test-browser reproduce bench clean-venv
 
 setup: $(VENV)/.setup-done
 
@@ -31,6 +31,11 @@ $(VENV)/.setup-done: pyproject.toml constraints.txt Makefile
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The BiTrack explorer in JupyterLab + headless Chromium (the system's chromium; skips, saying why, without it).
+test-browser: setup
+	$(PIP) install -q -c constraints.txt -e ".[browser]"
+	$(PY) -m pytest -q -m browser tests/test_browser_explorer.py
 
 reproduce: setup
 	$(PY) -m visrc reproduce $(if $(filter 1,$(QUICK)),--quick,)
