@@ -116,22 +116,19 @@ def measure(config: str, data_root: Path, iters: int, batch: int | None, seed: i
     return out
 
 
+def clock_of(device: str) -> str:
+    """The per-iteration time that counts on ``device``: CPU time on CPU (all threads), wall time on a GPU."""
+    return 'cpu_s_per_iter' if device == 'cpu' else 'wall_s_per_iter'
+
+
 def key_frames_of(ytvis_json: str | Path) -> int:
-    """Key frames one epoch of a YouTube-VIS JSON offers: the sum of its videos' lengths (what the
-    video dataset's ``video_length`` is; ``length`` where given, else the number of ``file_names``)."""
-    from visrc.data.ytvis import load_ytvis
+    """Key frames one epoch of a YouTube-VIS JSON offers: the sum of its videos' ``length`` (the video
+    dataset's ``video_length``), after :func:`visrc.data.ytvis.validate_ytvis` (masks not decoded)."""
+    from visrc.data.ytvis import load_ytvis, validate_ytvis
 
     data = load_ytvis(ytvis_json, validate=False)
-    videos = data.get('videos')
-    if not isinstance(videos, list) or not videos:
-        raise ValueError(f"{ytvis_json}: field 'videos' must be a non-empty list")
-    total = 0
-    for i, v in enumerate(videos):
-        n = v.get('length', len(v.get('file_names') or []))
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"{ytvis_json}: videos[{i}] has neither a positive 'length' nor 'file_names'")
-        total += n
-    return total
+    validate_ytvis(data, source=ytvis_json, check_masks=False)
+    return sum(int(v['length']) for v in data['videos'])
 
 
 def published_key_frames(sizes: dict) -> tuple[int, int]:
@@ -172,8 +169,8 @@ def projections(config: str, measured: dict, gpus: int, ytvis_json: str | None) 
         raise ValueError(f"{config}: the projection needs a MixedSourceSampler with anchor_source "
                          f"(train_dataloader.sampler is {sampler.get('type')})")
     per_gpu, epochs = int(dl.batch_size), int(cfg.train_cfg.max_epochs)
-    s_per_image = (measured['cpu_s_per_iter'] if measured['device'] == 'cpu'
-                   else measured['wall_s_per_iter']) / measured['batch']
+    on_cpu = measured['device'] == 'cpu'
+    s_per_image = measured[clock_of(measured['device'])] / measured['batch']
     # memory of one GPU's batch: what the built model holds plus each image's growth
     memory = measured['rss_built_mib'] + measured['growth_per_image_mib'] * per_gpu
     sizes = json.loads(SIZES.read_text())
@@ -184,11 +181,11 @@ def projections(config: str, measured: dict, gpus: int, ytvis_json: str | None) 
         frames = {'fewest': lo, 'most': hi}
     out = {name: project(n, sampler.ratios, sampler.anchor_source, per_gpu, gpus, epochs, s_per_image, memory)
            for name, n in frames.items()}
-    if measured['device'] == 'cpu':          # CPU core-hours say nothing about hours on GPUs
+    if on_cpu:                               # CPU core-hours say nothing about hours on GPUs
         for q in out.values():
             q['wall_hours_on_gpus'] = None
     return dict(gpus=gpus, images_per_gpu=per_gpu, epochs=epochs, msd_ratios=list(sampler.ratios),
-                anchor_source=sampler.anchor_source, time_unit='CPU core' if measured['device'] == 'cpu' else 'GPU',
+                anchor_source=sampler.anchor_source, time_unit='CPU core' if on_cpu else 'GPU',
                 key_frames_from=str(ytvis_json) if ytvis_json else 'benchmarks/real_dataset_sizes.json',
                 sizes=sizes, **out)
 
@@ -219,7 +216,7 @@ def main(argv=None) -> int:
         root = make_real_format(Path(tmp) / 'vis')
         toy = measure('toy_baseline', toy_root('small'), args.iters, None, device=args.device)
         paper = measure(args.config, root, args.iters, args.batch, device=args.device)
-    clock = 'cpu_s_per_iter' if args.device == 'cpu' else 'wall_s_per_iter'
+    clock = clock_of(args.device)
     ratio = paper[clock] / toy[clock]
     per_image = (paper[clock] / paper['batch']) / (toy[clock] / toy['batch'])
     memory = 'peak RSS' if args.device == 'cpu' else 'peak GPU memory'

@@ -32,14 +32,17 @@ def test_project_counts_the_msd_epoch_and_spreads_time_over_gpus(bench):
 
 
 def test_key_frames_of_a_ytvis_json_and_its_errors(bench, tmp_path):
+    def video(i, names, length):
+        return {'id': i, 'file_names': names, 'length': length, 'height': 8, 'width': 8}
+
     good = tmp_path / 'train.json'
-    good.write_text(json.dumps({'videos': [{'id': 1, 'length': 3, 'file_names': ['a', 'b', 'c']},
-                                           {'id': 2, 'file_names': ['d', 'e']}],
-                                'annotations': [], 'categories': []}))
+    good.write_text(json.dumps({'videos': [video(1, ['a', 'b', 'c'], 3), video(2, ['d', 'e'], 2)],
+                                'annotations': [], 'categories': [{'id': 1, 'name': 'cat'}]}))
     assert bench.key_frames_of(good) == 5
     bad = tmp_path / 'bad.json'
-    bad.write_text(json.dumps({'videos': [{'id': 1, 'file_names': []}], 'annotations': [], 'categories': []}))
-    with pytest.raises(ValueError, match=r"bad.json: videos\[0\]"):
+    bad.write_text(json.dumps({'videos': [video(1, ['a'], 2)], 'annotations': [],
+                               'categories': [{'id': 1, 'name': 'cat'}]}))
+    with pytest.raises(ValueError, match=r"bad.json: video id=1: 'file_names' has 1 entries but 'length' is 2 \(videos\[0\]\)"):
         bench.key_frames_of(bad)
 
 
