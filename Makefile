@@ -9,7 +9,7 @@ MMCV_WHEEL = $(firstword $(wildcard $(WHEELHOUSE)/mmcv-2.1.0-*.whl))
 QUICK     ?= 0
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-browser reproduce bench clean-venv
+.PHONY: setup test test-browser reproduce reproduce-seeds bench clean-venv
 
 setup: $(VENV)/.setup-done
 
@@ -39,6 +39,12 @@ test-browser: setup
 
 reproduce: setup
 	$(PY) -m visrc reproduce $(if $(filter 1,$(QUICK)),--quick,)
+
+# The tables over seeds 0, 1, 2 (about three times the main job's training; cached runs are reused).
+# Their figures, tables and metrics go to figures/seeds/, beside the main job's seed-0 files.
+SEED_NOTEBOOKS ?= 02_frame_sampling 03_ablation 04_ensemble 05_pseudo_label
+reproduce-seeds: setup
+	VISRC_FIGURES_DIR=$(CURDIR)/figures/seeds $(PY) -m visrc reproduce --only $(SEED_NOTEBOOKS) --param 'seeds=[0,1,2]'
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

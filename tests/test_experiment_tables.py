@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from visrc.experiments.bitrack_study import choose_fig4_video, explorer_predictions, fig4_ranking
-from visrc.experiments.table1 import TABLE1_ROWS, TRACKER_GRID, choose_association, msd_epoch_options
-from visrc.experiments.tables import PAPER_TABLE1, TABLE_METRICS, metrics_row, summary_table
+from visrc.experiments.table1 import (EQUAL_COMPUTE_SUFFIX, TABLE1_ROWS, TRACKER_GRID, choose_association,
+                                      msd_epoch_options, table1_comparisons)
+from visrc.experiments.tables import PAPER_TABLE1, TABLE_METRICS, metrics_row, row_differences, summary_table
 
 
 def _sens(row, point, seed, ap):
@@ -132,6 +133,42 @@ def _result(n_forward, n_backward, n_pairs):
                            pairs=np.zeros((n_pairs, 2)), tracks=[])
 
 
+def test_table1_comparisons_follow_the_papers_reading():
+    rows = [r for r, _ in TABLE1_ROWS]
+    msd = rows[-1]
+    present = rows + [msd + "+BiTrack", msd + EQUAL_COMPUTE_SUFFIX]
+    pairs = table1_comparisons(present)
+    assert pairs[:4] == [(rows[1], rows[0]), (rows[2], rows[1]), (msd, rows[2]), (msd + "+BiTrack", msd)]
+    assert (msd + EQUAL_COMPUTE_SUFFIX, rows[2]) in pairs and (msd + EQUAL_COMPUTE_SUFFIX, msd) in pairs
+    assert pairs[-1] == (msd + "+BiTrack", rows[0])
+    assert table1_comparisons(rows[:2]) == [(rows[1], rows[0])]
+
+
+def _run(row, seed, ap, low=None, high=None):
+    out = {"row": row, "seed": seed, "AP": ap}
+    if low is not None:
+        out.update(AP_low=low, AP_high=high)
+    return out
+
+
+def test_row_differences_against_the_seed_spread():
+    runs = ([_run("a", s, ap, ap - 0.1, ap + 0.1) for s, ap in enumerate((0.30, 0.32, 0.34))]      # mean 0.32, std 0.02
+            + [_run("b", s, ap, ap - 0.1, ap + 0.1) for s, ap in enumerate((0.40, 0.41, 0.42))]    # mean 0.41, std 0.01
+            + [_run("c", s, ap, ap - 0.01, ap + 0.01) for s, ap in enumerate((0.33, 0.35, 0.37))])  # mean 0.35, std 0.02
+    d = row_differences(runs, [("b", "a"), ("c", "a"), ("b", "missing")], {"a": {"AP": 0.3}, "b": {"AP": 0.35}})
+    assert list(d["row"]) == ["b", "c"]                      # the pair naming a missing row is skipped
+    se_ba = np.sqrt(0.02 ** 2 / 3 + 0.01 ** 2 / 3)
+    assert d.loc[0, "AP diff"] == pytest.approx(0.09) and d.loc[0, "seed se"] == pytest.approx(se_ba)
+    assert d.loc[0, "beyond 2 se"] == "yes"                  # 0.09 > 2 * 0.0129
+    assert d.loc[1, "beyond 2 se"] == "no"                   # 0.03 < 2 * 0.0163
+    assert d.loc[0, "intervals overlap"] == "yes"            # [0.22, 0.42] and [0.31, 0.51]
+    assert d.loc[1, "intervals overlap"] == "yes"
+    assert d.loc[0, "paper AP diff"] == pytest.approx(0.05) and np.isnan(d.loc[1, "paper AP diff"])
+    apart = row_differences([_run("a", 0, 0.2, 0.15, 0.25), _run("b", 0, 0.5, 0.45, 0.55)], [("b", "a")])
+    assert apart.loc[0, "beyond 2 se"] == "one seed" and np.isnan(apart.loc[0, "seed se"])
+    assert apart.loc[0, "intervals overlap"] == "no"
+
+
 def test_choose_fig4_video_prefers_one_direction_tracklets_then_merges():
     results = {1: _result(3, 3, 3), 2: _result(2, 4, 1), 3: _result(5, 3, 2), 4: _result(1, 1, 9)}
     assert choose_fig4_video(results) == 3                 # |5 - 3| = |2 - 4| = 2: more merges wins
@@ -208,3 +245,20 @@ def test_main_job_runs_the_explorer_on_the_trained_model():
 
     assert MAIN_PARAMETERS["06_bitrack_explorer"]["source"] == "model"
     assert QUICK_PARAMETERS["06_bitrack_explorer"]["source"] == "gt_noisy"
+
+
+def test_frame_sampling_rows_and_comparisons_per_schedule():
+    from visrc.experiments.frame_sampling import frame_sampling_comparisons, frame_sampling_rows
+
+    runs = [{"schedule": s, "frames": f, "seed": seed, **{m: 0.1 for m in TABLE_METRICS}}
+            for s in ("equal_iterations", "equal_epochs") for f in (1, 5, "all") for seed in (0, 1)]
+    rows = frame_sampling_rows(runs)
+    assert rows[0]["row"] == "1 frames, equal iterations" and rows[-1]["row"] == "all frames, equal epochs"
+    assert frame_sampling_comparisons(rows) == [
+        ("1 frames, equal iterations", "all frames, equal iterations"),
+        ("5 frames, equal iterations", "all frames, equal iterations"),
+        ("1 frames, equal epochs", "all frames, equal epochs"), ("5 frames, equal epochs", "all frames, equal epochs")]
+    one = frame_sampling_rows([r for r in runs if r["schedule"] == "equal_epochs"])
+    assert {r["row"] for r in one} == {"1 frames", "5 frames", "all frames"}
+    assert frame_sampling_comparisons([r for r in one if r["frames"] != "all"]) == []
+    assert len(summary_table(one)) == 3

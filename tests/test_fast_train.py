@@ -70,3 +70,27 @@ def test_fast_training_same_batches_and_losses():
     assert len(plain['losses']) == len(fast['losses']) == 2
     assert plain['losses'] == fast['losses']                # bitwise: float equality of every loss
     assert isinstance(FastTrainHook(), FastTrainHook)
+
+
+def test_visrc_train_adds_the_hook_by_default_once(tmp_path):
+    import argparse
+
+    from visrc.models.train_cli import add_arguments, prepare_config
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    assert p.parse_args(['toy_baseline']).fast_kernels is True
+    assert p.parse_args(['toy_baseline', '--no-fast-kernels']).fast_kernels is False
+
+    def hooks(cfg):
+        return [h['type'] for h in cfg.custom_hooks]
+
+    plain = prepare_config('toy_baseline', work_dir=tmp_path)
+    fast = prepare_config('toy_baseline', work_dir=tmp_path, fast_kernels=True)
+    assert 'FastTrainHook' not in hooks(plain)
+    assert hooks(fast) == hooks(plain) + ['FastTrainHook']
+    assert 'visrc.models.fast_train' in fast.custom_imports['imports']
+    again = prepare_config('toy_baseline', work_dir=tmp_path, fast_kernels=True,
+                           cfg_options={'custom_hooks': [dict(type='FastTrainHook', foreach=False)]})
+    assert hooks(again) == ['FastTrainHook']                # a config's own hook (its settings) is kept
+    assert again.custom_hooks[0]['foreach'] is False

@@ -47,3 +47,23 @@ def run_frame_sampling(config, data_root, frames_per_video=(1, 2, 5, 10, None), 
                      **metrics_row(summary["metrics"]),
                      **(row_interval(gt, summary["results"], n_boot) if n_boot else {})})
     return rows
+
+
+def frame_sampling_rows(runs: list[dict]) -> list[dict]:
+    """The runs with a ``row`` label per setting (frames per video, and the schedule when there are
+    several), for :func:`visrc.experiments.tables.summary_table` and ``row_differences``."""
+    several = len({r["schedule"] for r in runs}) > 1
+    return [dict(r, row=f"{r['frames']} frames" + (f", {r['schedule'].replace('_', ' ')}" if several else ""))
+            for r in runs]
+
+
+def frame_sampling_comparisons(rows: list[dict]) -> list[tuple[str, str]]:
+    """``(row, reference)`` pairs of Fig. 2b's reading: every subsampled setting against the all-frames
+    run of its schedule (``rows`` from :func:`frame_sampling_rows`)."""
+    pairs = {}
+    for schedule in dict.fromkeys(r["schedule"] for r in rows):
+        mine = [r for r in rows if r["schedule"] == schedule]
+        full = next((r["row"] for r in mine if r["frames"] == "all"), None)
+        if full is not None:
+            pairs.update({(r["row"], full): None for r in mine if r["frames"] != "all"})
+    return list(pairs)

@@ -132,11 +132,32 @@ class Table1Result:
         return pd.DataFrame(assoc).pivot_table(
             index="row", columns=["init_score_thr", "obj_score_thr"], values="AP", aggfunc="mean", sort=False)
 
+    def comparisons(self) -> list[tuple[str, str]]:
+        """The ``(row, reference)`` pairs the readings compare (:func:`table1_comparisons`)."""
+        return table1_comparisons(list(dict.fromkeys(r["row"] for r in self.runs)))
+
     def choices(self) -> dict:
         """What was chosen, on which split, from what (for the recorded metrics)."""
         return {"association": {**self.tracker, "split": self.choice_split, "by": "baseline row, forward AP"},
                 "merge_iou_thr": {"value": self.merge_iou_thr, "split": self.choice_split, "by": "BiTrack row AP"},
                 "init": self.init}
+
+
+def table1_comparisons(rows: list[str]) -> list[tuple[str, str]]:
+    """``(row, reference)`` pairs in the paper's reading of Table 1, for the rows present (table order):
+    each component row against the row above it, BiTrack against the detections it tracks, the
+    equal-compute MSD row against the row MSD is added to and against the MSD union, and the full
+    system against the baseline."""
+    plain = [r for r in rows if not r.endswith(EQUAL_COMPUTE_SUFFIX)]
+    pairs = list(zip(plain[1:], plain[:-1]))
+    for row in rows:
+        if row.endswith(EQUAL_COMPUTE_SUFFIX):
+            msd = row[: -len(EQUAL_COMPUTE_SUFFIX)]
+            if msd in plain and plain.index(msd) > 0:
+                pairs += [(row, plain[plain.index(msd) - 1]), (row, msd)]
+    if len(plain) > 2:
+        pairs.append((plain[-1], plain[0]))
+    return pairs
 
 
 def choose_best(sensitivity: list[dict], row: str, keys: tuple[str, ...]) -> dict:

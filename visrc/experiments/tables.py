@@ -80,3 +80,36 @@ def summary_table(runs: list[dict], paper: dict | None = None):
         table["paper AP"] = [paper.get(r, {}).get("AP") for r in order]
         table["paper AP50"] = [paper.get(r, {}).get("AP50") for r in order]
     return table
+
+
+def row_differences(runs: list[dict], pairs, paper: dict | None = None, metric: str = "AP", z: float = 2.0):
+    """Each ``(row, reference)`` of ``pairs`` -> one line: the difference of the two rows' mean
+    ``metric`` over seeds, its seed standard error ``sqrt(s_row^2/n_row + s_ref^2/n_ref)`` (sample
+    std over each row's seeds), whether the difference exceeds ``z`` standard errors (``"yes"`` /
+    ``"no"``; ``"one seed"`` when a row has fewer than 2 seeds, as the main job's seed-0 tables),
+    whether the rows' 95% bootstrap intervals over videos (means over seeds) overlap, and the
+    paper's difference when ``paper`` has both rows. Pairs naming a row ``runs`` lacks are skipped."""
+    import math
+
+    import pandas as pd
+
+    df = pd.DataFrame(runs)
+    g = df.groupby("row", sort=False)
+    mean, std, n = g[metric].mean(), g[metric].std(ddof=1), g.size()
+    has_interval = f"{metric}_low" in df
+    lines = []
+    for row, ref in pairs:
+        if row not in mean or ref not in mean:
+            continue
+        delta = float(mean[row] - mean[ref])
+        se = math.sqrt(std[row] ** 2 / n[row] + std[ref] ** 2 / n[ref]) if min(n[row], n[ref]) > 1 else math.nan
+        line = {"row": row, "vs": ref, "seeds": int(min(n[row], n[ref])), f"{metric} diff": delta,
+                "seed se": se, f"beyond {z:g} se": "one seed" if math.isnan(se) else ("yes" if abs(delta) > z * se else "no")}
+        if has_interval:
+            lo, hi = g[f"{metric}_low"].mean(), g[f"{metric}_high"].mean()
+            line["intervals overlap"] = "yes" if lo[row] <= hi[ref] and lo[ref] <= hi[row] else "no"
+        if paper:
+            a, b = paper.get(row, {}).get(metric), paper.get(ref, {}).get(metric)
+            line[f"paper {metric} diff"] = None if a is None or b is None else round(a - b, 4)
+        lines.append(line)
+    return pd.DataFrame(lines)

@@ -1,4 +1,5 @@
-"""Opt-in training speed-ups that leave every number unchanged: ``FastTrainHook``.
+"""Training speed-ups that leave every number unchanged: ``FastTrainHook``, on in every ``visrc train``
+(``--no-fast-kernels``: off; :func:`visrc.models.train_cli.set_fast_kernels`).
 
 mmcv's CPU ``RoIAlign`` is a scalar loop that, in its backward, recomputes each sample's
 coordinates and bilinear weights once per channel; on the toy configs its forward and backward
@@ -7,7 +8,8 @@ order (channels-last, coordinates once per RoI, compiled with numba), so its out
 gradients are bit-for-bit mmcv's (``tests/test_fast_train.py``); any case the kernels do not
 cover (max pooling, non-float32, non-CPU tensors) goes to mmcv's op unchanged.
 
-Enable it with one entry in a config (the model, the data and the losses stay the same)::
+Elsewhere (a runner built from a config by hand) it is one entry in the config (the model, the data
+and the losses stay the same)::
 
     custom_hooks = [..., dict(type='FastTrainHook')]
 

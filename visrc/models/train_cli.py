@@ -60,6 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help='job launcher (default: pytorch when run under torchrun, else none)')
     p.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                    help='override config entries, e.g. train_dataloader.batch_size=2')
+    p.add_argument('--fast-kernels', action=argparse.BooleanOptionalAction, default=True,
+                   help='FastTrainHook: RoIAlign on numba kernels and foreach optimizer updates, the same '
+                        'numbers bit for bit as mmcv\'s op (default: on; --no-fast-kernels: mmcv\'s)')
 
 
 def _parse_value(v: str):
@@ -170,9 +173,26 @@ def set_init_checkpoint(cfg, init=None) -> None:
     cfg.custom_hooks = hooks
 
 
+def set_fast_kernels(cfg) -> None:
+    """Add :class:`visrc.models.fast_train.FastTrainHook` to ``cfg.custom_hooks`` (and its module to
+    ``custom_imports``) unless the config has one. It changes no number (bit-identical RoIAlign and
+    optimizer arithmetic), so the run cache does not key on it."""
+    import visrc.models.fast_train  # noqa: F401  registers the hook (a loaded config's custom_imports ran already)
+
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'FastTrainHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='FastTrainHook')]
+    imports = dict(cfg.get('custom_imports') or {})
+    names = list(imports.get('imports') or [])
+    if 'visrc.models.fast_train' not in names:
+        cfg.custom_imports = dict(imports, imports=names + ['visrc.models.fast_train'],
+                                  allow_failed_imports=imports.get('allow_failed_imports', False))
+
+
 def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epochs=None, seed=None,
-                   cfg_options=None, launcher='none', init=None):
-    """Load a config and apply the command-line overrides; returns the mmengine Config."""
+                   cfg_options=None, launcher='none', init=None, fast_kernels=False):
+    """Load a config and apply the command-line overrides; returns the mmengine Config.
+    ``fast_kernels``: :func:`set_fast_kernels` (``visrc train`` turns it on unless ``--no-fast-kernels``)."""
     from visrc.models.config import load_config, resolve_config_path
 
     cfg = load_config(config)
@@ -201,6 +221,8 @@ def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epoch
         if ckpt is not None:                # --resume auto with nothing saved yet: start as configured
             cfg.resume, cfg.load_from = True, ckpt
     set_init_checkpoint(cfg, init)
+    if fast_kernels:
+        set_fast_kernels(cfg)
     cfg.launcher = launcher
     return cfg
 
@@ -252,5 +274,5 @@ def run(args: argparse.Namespace) -> int:
         numerics.write_report(args.work_dir, info)
     train(args.config, work_dir=args.work_dir, resume=args.resume, data_root=args.data_root,
           max_epochs=args.max_epochs, seed=args.seed, cfg_options=args.cfg_options,
-          launcher=args.launcher, init=args.init)
+          launcher=args.launcher, init=args.init, fast_kernels=args.fast_kernels)
     return 0
