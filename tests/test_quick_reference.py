@@ -1,6 +1,7 @@
 """Numbers do not drift: the quick notebooks' metrics equal the committed reference, exactly.
 
-``tests/reference/quick_metrics/<name>_metrics.json`` holds each notebook's quick-mode metrics less
+``tests/reference/quick_metrics/<cpu slug>/<name>_metrics.json`` holds each notebook's quick-mode
+metrics on one CPU model (pinned numbers repeat on a CPU model, not across models), less
 their volatile entries (:func:`visrc.reproduce.strip_volatile`). The comparison reuses the metrics
 that ``tests/test_notebooks.py`` produced earlier in the same session (its per-test ``figures/``
 directories); run alone, it executes the quick notebooks itself. Refresh the reference after a
@@ -21,7 +22,8 @@ import pytest
 
 from visrc import numerics, reproduce
 
-REFERENCE = Path(__file__).resolve().parent / "reference" / "quick_metrics"
+REFERENCE_ROOT = Path(__file__).resolve().parent / "reference" / "quick_metrics"
+REFERENCE = reproduce.reference_for_this_cpu(REFERENCE_ROOT)
 
 
 def _metrics_of_this_session(tmp_path_factory) -> dict[str, Path]:
@@ -34,9 +36,10 @@ def _metrics_of_this_session(tmp_path_factory) -> dict[str, Path]:
 def test_quick_metrics_match_the_reference(tmp_path_factory, tmp_path, monkeypatch):
     refs = sorted(REFERENCE.glob("*_metrics.json"))
     if not refs:
-        pytest.skip(f"no reference in {REFERENCE} yet; write it with `VISRC_RUNS_DIR=$(mktemp -d) "
-                    f"VISRC_FIGURES_DIR=$(mktemp -d) visrc reproduce --quick --update-reference "
-                    f"tests/reference/quick_metrics`")
+        known = sorted(p.name for p in REFERENCE_ROOT.iterdir() if p.is_dir()) if REFERENCE_ROOT.is_dir() else []
+        pytest.skip(f"no reference for this CPU ({numerics.cpu_model()!r}) in {REFERENCE}; references exist for "
+                    f"{known}; write one with `VISRC_RUNS_DIR=$(mktemp -d) VISRC_FIGURES_DIR=$(mktemp -d) "
+                    f"visrc reproduce --quick --update-reference tests/reference/quick_metrics`")
     if numerics.mode() != "pinned":
         pytest.skip("VISRC_NUMERICS=native: the reference holds pinned numbers")
     found = _metrics_of_this_session(tmp_path_factory)
@@ -59,7 +62,7 @@ def test_quick_metrics_match_the_reference(tmp_path_factory, tmp_path, monkeypat
         problems += [f"{name}: {d}" for d in diffs]
         compared.append(name)
     assert compared, "no notebook metrics to compare"
-    assert not problems, ("quick metrics drifted from tests/reference/quick_metrics (refresh it only if the "
+    assert not problems, (f"quick metrics drifted from {REFERENCE} (refresh it only if the "
                           "change is meant to move the numbers):\n" + "\n".join(problems[:40]))
 
 
@@ -143,10 +146,15 @@ def test_reproduce_cli_check_and_update(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce, "notebooks", lambda: [tmp_path / "01_a.ipynb"])
     monkeypatch.setattr(reproduce, "execute", fake_execute)
     args = dict(only=None, quick=True, quiet=True, param=[], check_reference=None, update_reference=None)
+    monkeypatch.setattr(numerics, "cpu_model", lambda: "AMD EPYC 7B13 64-Core Processor")
     assert reproduce.run(SimpleNamespace(**dict(args, update_reference=str(ref)))) == 0
-    assert json.loads((ref / "01_a_metrics.json").read_text()) == {"AP": 0.5}
+    assert [p.name for p in ref.iterdir()] == ["amd-epyc-7b13-64-core-processor"]     # one folder per CPU model
+    assert json.loads((ref / "amd-epyc-7b13-64-core-processor" / "01_a_metrics.json").read_text()) == {"AP": 0.5}
     assert reproduce.run(SimpleNamespace(**dict(args, check_reference=str(ref)))) == 0
     assert reproduce.run(SimpleNamespace(**dict(args, check_reference=str(ref)))) == 1
+    monkeypatch.setattr(numerics, "cpu_model", lambda: "Intel(R) Xeon(R) Processor")   # another CPU: no reference
+    with pytest.raises(SystemExit, match="intel-xeon-processor: no such directory"):
+        reproduce.run(SimpleNamespace(**dict(args, check_reference=str(ref))))
     with pytest.raises(SystemExit, match="no such directory"):
         reproduce.run(SimpleNamespace(**dict(args, check_reference=str(tmp_path / "nowhere"))))
     monkeypatch.setenv("VISRC_NUMERICS", "native")

@@ -1,9 +1,11 @@
-"""The numeric environment of a run: same seed, same numbers, on any machine.
+"""The numeric environment of a run: same seed, same numbers, whatever the threads (on one CPU model).
 
 A CPU training's floating-point results depend on more than its seed: on the number of threads
 (how reductions and matrix products are split between them) and on the instruction set each
 library dispatches to (ATen's vectorized kernels, oneDNN's convolutions and MKL's matrix products
-each sum in a different order with AVX-512 than with AVX2). Two modes, chosen by
+each sum in a different order with AVX-512 than with AVX2). Pinning makes runs repeat bit for bit on
+one CPU model at any thread count; an AMD EPYC and an Intel Xeon still give different numbers,
+for a reason not yet found (README "Numeric environment"). Two modes, chosen by
 ``VISRC_NUMERICS``:
 
 ``pinned`` (the default)
@@ -151,6 +153,16 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_slug(model: str | None = None) -> str:
+    """The CPU model as a folder name (``'AMD EPYC'`` -> ``'amd-epyc'``): pinned numbers are
+    identical across runs on one CPU model but not across models (README "Numeric environment"),
+    so numeric references are kept per CPU model."""
+    import re
+
+    slug = re.sub(r"\(r\)|\(tm\)", "", (model if model is not None else cpu_model()).lower())
+    return re.sub(r"[^a-z0-9]+", "-", slug).strip("-") or "unknown-cpu"
 
 
 def describe() -> dict:

@@ -10,13 +10,14 @@ metrics through :func:`record_metrics`, so the executed copies are a by-product,
 
 Numerics (:mod:`visrc.numerics`): the notebook kernels start with
 :func:`visrc.numerics.pinned_env` (unless ``VISRC_NUMERICS=native``), so their in-process
-predictions and ensembles, and the trainings they start, give the same numbers on every machine;
+predictions and ensembles, and the trainings they start, give the same numbers on every machine of one CPU model;
 every ``figures/<name>_metrics.json`` records the kernel's numerics under ``"numerics"``.
 
 Drift check: ``--update-reference DIR`` writes the metrics of the notebooks just executed, less
-their volatile entries (:func:`strip_volatile`), as ``DIR/<name>_metrics.json``;
+their volatile entries (:func:`strip_volatile`), as ``DIR/<cpu slug>/<name>_metrics.json``;
 ``--check-reference DIR`` compares them with those files, exactly (floats bit for bit), and exits
-1 on any difference. The quick-mode reference is ``tests/reference/quick_metrics/``, which
+1 on any difference. The folder is per CPU model (:func:`reference_for_this_cpu`) because pinned
+numbers repeat on one CPU model, not across models. The quick-mode reference is ``tests/reference/quick_metrics/``, which
 ``tests/test_quick_reference.py`` checks in the test suite; refresh it after a change that is meant
 to move the numbers::
 
@@ -224,6 +225,11 @@ def _metrics_file(directory: Path, name: str) -> Path:
     return Path(directory) / f"{name}_metrics.json"
 
 
+def reference_for_this_cpu(root: str | Path) -> Path:
+    """``root/<cpu slug>``: the reference of this machine's CPU model (:func:`visrc.numerics.cpu_slug`)."""
+    return Path(root) / numerics.cpu_slug()
+
+
 def check_reference(reference_dir: str | Path, names: list[str], figures: str | Path | None = None) -> dict[str, list[str]]:
     """Compare the metrics of the notebooks ``names`` (in ``figures``, default the figures
     directory) with ``reference_dir``; returns notebook -> differences, only for notebooks that
@@ -311,6 +317,8 @@ def run(args) -> int:
     check, update = getattr(args, "check_reference", None), getattr(args, "update_reference", None)
     # resolved now: papermill runs the kernels in runs/notebooks/, and a relative path must mean the caller's
     check, update = (str(Path(p).resolve()) if p else p for p in (check, update))
+    # one reference per CPU model: pinned numbers are not identical across CPU models
+    check, update = (str(reference_for_this_cpu(p)) if p else p for p in (check, update))
     if (check or update) and numerics.mode() != "pinned":
         raise SystemExit(f"--check-reference / --update-reference need pinned numerics: native numbers depend "
                          f"on the machine (unset {numerics.MODE_VARIABLE})")

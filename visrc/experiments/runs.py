@@ -6,7 +6,7 @@ the checkpoint and the saved per-frame predictions unless ``force=True``; a trai
 resumes from its last checkpoint. Training runs in a subprocess (``python -m visrc train``) so a
 notebook kernel does not carry mmengine's global state, and its log goes to ``train.log``. That
 subprocess starts with :func:`visrc.numerics.pinned_env` (one thread, AVX2 kernels, whatever the
-machine and ``VISRC_TRAIN_SLOTS``), so a run's weights are the same on every machine; with
+machine and ``VISRC_TRAIN_SLOTS``), so a run's weights repeat on every machine of one CPU model; with
 ``VISRC_NUMERICS=native`` it gets ``cpu_count // training_slots()`` threads and the machine's
 best kernels instead, in run directories of its own.
 """
