@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -155,13 +156,11 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_slug(model: str | None = None) -> str:
-    """The CPU model as a folder name (``'AMD EPYC'`` -> ``'amd-epyc'``): pinned numbers are
+def cpu_slug() -> str:
+    """This CPU's model as a folder name (``'AMD EPYC'`` -> ``'amd-epyc'``): pinned numbers are
     identical across runs on one CPU model but not across models (README "Numeric environment"),
     so numeric references are kept per CPU model."""
-    import re
-
-    slug = re.sub(r"\(r\)|\(tm\)", "", (model if model is not None else cpu_model()).lower())
+    slug = re.sub(r"\(r\)|\(tm\)", "", cpu_model().lower())
     return re.sub(r"[^a-z0-9]+", "-", slug).strip("-") or "unknown-cpu"
 
 

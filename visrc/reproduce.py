@@ -315,10 +315,9 @@ def run(args) -> int:
     if not todo:
         raise SystemExit(f"no notebooks matched {args.only} in {NOTEBOOK_DIR}")
     check, update = getattr(args, "check_reference", None), getattr(args, "update_reference", None)
-    # resolved now: papermill runs the kernels in runs/notebooks/, and a relative path must mean the caller's
-    check, update = (str(Path(p).resolve()) if p else p for p in (check, update))
+    # resolved now: papermill runs the kernels in runs/notebooks/, and a relative path must mean the caller's;
     # one reference per CPU model: pinned numbers are not identical across CPU models
-    check, update = (str(reference_for_this_cpu(p)) if p else p for p in (check, update))
+    check, update = (str(reference_for_this_cpu(Path(p).resolve())) if p else p for p in (check, update))
     if (check or update) and numerics.mode() != "pinned":
         raise SystemExit(f"--check-reference / --update-reference need pinned numerics: native numbers depend "
                          f"on the machine (unset {numerics.MODE_VARIABLE})")
