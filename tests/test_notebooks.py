@@ -78,8 +78,12 @@ def _check_02(m, toy):
 def _check_03(m, toy):
     from visrc.experiments.table1 import EQUAL_COMPUTE_SUFFIX, MERGE_IOU_GRID, TABLE1_ROWS, TRACKER_GRID
 
-    assert set(m) == {"runs", "seeds", "choices", "tracker", "merge_iou_thr", "tracker_sensitivity", "data"}
+    assert set(m) == {"runs", "seeds", "choices", "tracker", "merge_iou_thr", "tracker_sensitivity", "valid_size",
+                      "data"}
     assert m["data"] == "toy:small" and m["seeds"] == [0] and m["merge_iou_thr"] in MERGE_IOU_GRID
+    # one seed: no seed spread, so the valid-size study is skipped (tests/test_valid_size.py runs it)
+    assert m["valid_size"] == {"runs": [], "sizes": [], "eval_root": None, "same_as_table": True,
+                               "note": "skipped (fewer than 2 seeds: no seed spread)"}
     rows = [row for row, _ in TABLE1_ROWS]
     trained = rows + [rows[-1] + EQUAL_COMPUTE_SUFFIX]
     _check_runs(m["runs"], trained + [rows[-1] + "+BiTrack"], extra=("init",))

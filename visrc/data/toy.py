@@ -414,9 +414,11 @@ def _prune(root: Path) -> None:
                     f.unlink()
 
 
-def toy_root(preset: str = "default", seed: int = 0) -> Path:
+def toy_root(preset: str = "default", seed: int = 0, n_valid_videos: int | None = None) -> Path:
     """The generated toy benchmark for (preset, seed) under ``runs/data/``; generated on first use,
-    once even when several notebooks ask at the same time.
+    once even when several notebooks ask at the same time. ``n_valid_videos``: a longer (or shorter)
+    ``valid`` split in its own root (``toy_<preset>_seed<seed>_valid<n>``); every video has its own
+    random stream, so its train and tune splits and its first valid videos are the preset's bytes.
 
     A cached root whose ``toy_config.json`` differs from what :meth:`ToyConfig.preset` gives now
     (made by an older generator, e.g. before the tune split) is regenerated in place: unchanged
@@ -424,15 +426,16 @@ def toy_root(preset: str = "default", seed: int = 0) -> Path:
     from visrc.fileio import file_lock
     from visrc.paths import runs_dir
 
-    cfg = ToyConfig.preset(preset, seed=seed)
-    root = runs_dir() / "data" / f"toy_{preset}_seed{seed}"
+    sized = {} if n_valid_videos is None else {"n_valid_videos": int(n_valid_videos)}
+    cfg = ToyConfig.preset(preset, seed=seed, **sized)
+    root = runs_dir() / "data" / (f"toy_{preset}_seed{seed}" + (f"_valid{n_valid_videos}" if sized else ""))
     if not _config_matches(root, cfg):
         with file_lock(root.parent / f".{root.name}.lock"):
             if not _config_matches(root, cfg):
                 stale = (root / "toy_config.json").is_file()
                 if stale:   # marks the root incomplete until make_toy writes the new one last
                     (root / "toy_config.json").unlink()
-                make_toy(root, preset=preset, seed=seed)
+                make_toy(root, preset=preset, seed=seed, **sized)
                 if stale:
                     _prune(root)
     return root

@@ -7,6 +7,8 @@
 * :mod:`~visrc.experiments.pretrain` — the toy COCO pretraining, once per backbone, and every video run's init
   (``resolve_init``);
 * :mod:`~visrc.experiments.table1` — Table 1 (``run_table1``: thresholds chosen on the ``tune`` split);
+* :mod:`~visrc.experiments.valid_size` — Table 1's runs scored on the first n videos of a longer valid
+  split: each row's bootstrap interval over videos against its seed spread (``valid_size_study``);
 * :mod:`~visrc.experiments.table2` — Table 2 rows 1-3 (``ensemble_table``: Greedy Auto Ensemble selected on
   ``tune``, ``multiscale_rows``);
 * :mod:`~visrc.experiments.pseudo_labels` — Table 2 rows 4-6 (``pseudo_label_table``: pseudo labels, new

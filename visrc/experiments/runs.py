@@ -205,14 +205,17 @@ def split_files(split: str | None) -> dict:
 
 
 def predict_cached(config: str, checkpoint: str | Path, data_root: str | Path, mode: str = "forward",
-                   force: bool = False, split: str | None = None) -> dict:
+                   force: bool = False, split: str | None = None, foreign_root: bool = False) -> dict:
     """Run :func:`visrc.pipeline.run_inference` on a split once; return its summary (paths of
     ``results.json`` and the per-frame ``.npz``, frames/s, metrics when the split has GT).
     ``split``: a video split of the data root, e.g. ``"tune"`` where thresholds are chosen
-    (:func:`split_files`); ``None``: the config's test split."""
+    (:func:`split_files`); ``None``: the config's test split. ``foreign_root``: ``data_root`` is not
+    the root the run trained on (e.g. a longer valid split), so its predictions are kept apart,
+    under the root's folder name."""
     from visrc.pipeline import run_inference
 
-    out_dir = Path(checkpoint).parent / (f"predict_{mode}" + (f"_{split}" if split else ""))
+    out_dir = Path(checkpoint).parent / (f"predict_{mode}" + (f"_{split}" if split else "")
+                                         + (f"@{Path(data_root).name}" if foreign_root else ""))
     summary_path = out_dir / "summary.json"
     if summary_path.is_file() and not force:
         return read_json(summary_path)

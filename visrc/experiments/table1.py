@@ -34,14 +34,13 @@ TRACKER_GRID = ((0.5, 0.3), (0.4, 0.3), (0.3, 0.2), (0.2, 0.1))
 MERGE_IOU_GRID = (0.3, 0.5, 0.7)
 
 
-def evaluate_tracking(config, checkpoint, data_root, tracker: dict | None = None,
-                      merge_iou_thr: float | None = None, modes=("forward",), split: str | None = None,
-                      n_boot: int = 0) -> dict:
-    """``{mode: {AP, AP50, AP75, AR1, AR10}}`` of a trained run on ``split`` (None: the config's test
-    split), re-tracking its saved per-frame predictions (:func:`visrc.experiments.runs.predict_cached`)
-    with ``tracker`` (keys of :class:`visrc.tracking.TrackerConfig` over the config's
-    ``tracking.tracker``) and ``merge_iou_thr``. ``n_boot > 0`` adds the bootstrap interval over
-    videos (:func:`visrc.experiments.tables.row_interval`)."""
+def track_run(config, checkpoint, data_root, tracker: dict | None = None, merge_iou_thr: float | None = None,
+              modes=("forward",), split: str | None = None, foreign_root: bool = False) -> tuple[dict, dict]:
+    """``(GT, {mode: YouTube-VIS results})`` of a trained run on ``split`` of ``data_root`` (None: the
+    config's test split), re-tracking its saved per-frame predictions
+    (:func:`visrc.experiments.runs.predict_cached`; ``foreign_root``: a root it did not train on) with
+    ``tracker`` (keys of :class:`visrc.tracking.TrackerConfig` over the config's ``tracking.tracker``)
+    and ``merge_iou_thr``."""
     from dataclasses import replace
 
     from visrc.data.predictions import load_predictions
@@ -55,14 +54,26 @@ def evaluate_tracking(config, checkpoint, data_root, tracker: dict | None = None
     tracking = replace(tracking, tracker=replace(tracking.tracker, **(tracker or {})))
     if merge_iou_thr is not None:
         tracking = replace(tracking, merge_iou_thr=merge_iou_thr)
-    videos = load_predictions(predict_cached(config, checkpoint, data_root, split=split)["predictions"])
+    summary = predict_cached(config, checkpoint, data_root, split=split, foreign_root=foreign_root)
+    videos = load_predictions(summary["predictions"])
     gt = load_ytvis(split_paths(cfg, data_root, **split_files(split))[0])
     classes = config_classes(cfg)
     categories = match_categories(classes, gt)
+    return gt, {mode: track_and_evaluate(videos, gt, classes, tracking, mode, evaluate=False,
+                                         categories=categories)[0] for mode in modes}
+
+
+def evaluate_tracking(config, checkpoint, data_root, tracker: dict | None = None,
+                      merge_iou_thr: float | None = None, modes=("forward",), split: str | None = None,
+                      n_boot: int = 0) -> dict:
+    """``{mode: {AP, AP50, AP75, AR1, AR10}}`` of a trained run on ``split`` (:func:`track_run`).
+    ``n_boot > 0`` adds the bootstrap interval over videos (:func:`visrc.experiments.tables.row_interval`)."""
+    from visrc.evaluation.ytvis_eval import evaluate_ytvis
+
+    gt, tracked = track_run(config, checkpoint, data_root, tracker, merge_iou_thr, modes, split)
     out = {}
-    for mode in modes:
-        results, evaluation = track_and_evaluate(videos, gt, classes, tracking, mode, categories=categories)
-        out[mode] = metrics_row(evaluation["metrics"])
+    for mode, results in tracked.items():
+        out[mode] = metrics_row(evaluate_ytvis(gt, results).as_dict()["metrics"])
         if n_boot:
             out[mode].update(row_interval(gt, results, n_boot))
     return out
@@ -122,7 +133,9 @@ class Table1Result:
     merge_iou_thr: float
     choice_split: str
     init: str
-    checkpoints: dict = field(default_factory=dict)
+    checkpoints: dict = field(default_factory=dict)   # "<row>/seed<seed>" -> checkpoint
+    configs: dict = field(default_factory=dict)       # trained row -> config
+    valid_videos: int = 0                             # videos of the split the rows are reported on
 
     def sensitivity_table(self):
         """Mean ``tune`` forward AP per row (index) and association grid point (columns)."""
@@ -225,5 +238,11 @@ def run_table1(data_root, seeds=(0,), rows=TABLE1_ROWS, train_epochs: int | None
     order = [r for r, *_ in trained]
     order.insert(order.index(bitrack_row) + 1, bitrack_row + "+BiTrack")
     runs.sort(key=lambda r: (order.index(r["row"]), r["seed"]))
+    from visrc.data.ytvis import load_ytvis
+    from visrc.models.config import load_config
+    from visrc.pipeline import split_paths
+
+    n_valid = len(load_ytvis(split_paths(load_config(trained[0][1]), root)[0])["videos"])
     return Table1Result(runs, sensitivity, tracker, merge_iou_thr, choice_split, init_label(init),
-                        {f"{row}/seed{seed}": str(c) for (row, _, _, seed), c in runs_of})
+                        {f"{row}/seed{seed}": str(c) for (row, _, _, seed), c in runs_of},
+                        {row: config for row, config, _ in trained}, n_valid)

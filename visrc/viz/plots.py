@@ -108,3 +108,33 @@ def plot_ap_vs_frames(df, metrics=("AP", "AP50"), title: str = ""):
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     return fig
+
+
+def plot_interval_width_vs_videos(summary, title: str = "", note: str = ""):
+    """Per row (one colour each): the mean 95% bootstrap interval width of AP over videos (solid) and the
+    AP std over seeds (dashed) against the number of test videos scored
+    (:meth:`visrc.experiments.valid_size.ValidSizeStudy.summary`); where a solid line runs below its
+    dashed one, the test split is large enough that evaluation noise is the smaller part. An empty
+    ``summary`` (a skipped study) gives a figure that says ``note``."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.8))
+    ax = fig.subplots()
+    if summary.empty:
+        ax.text(0.5, 0.5, note or "no runs", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=9)
+        return fig
+    for i, (row, part) in enumerate(summary.groupby("row", sort=False)):
+        ax.plot(part["videos"], part["AP interval width"], marker="o", color=f"C{i}", label=f"{row}: interval")
+        ax.plot(part["videos"], part["AP seed std"], marker="x", linestyle="--", color=f"C{i}", label=f"{row}: seed std")
+    ax.set_xscale("log", base=2)
+    sizes = sorted(set(summary["videos"]))
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([str(n) for n in sizes])
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("valid videos scored (the first n of the longer split)")
+    ax.set_ylabel("AP: interval width / seed std")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig

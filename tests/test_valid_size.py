@@ -1,0 +1,107 @@
+"""The valid-size study: a longer toy valid split that nests the default one, and Table 1's runs scored
+on its first n videos (no model runs here: predictions come from the GT)."""
+import json
+
+import pytest
+
+from visrc.data.toy import ToyConfig, make_toy, toy_root
+from visrc.data.ytvis import load_ytvis
+from visrc.experiments.table1 import Table1Result
+from visrc.experiments.valid_size import ValidSizeStudy, first_videos, valid_size_study
+
+
+def test_longer_valid_split_nests_the_preset(tmp_path, toy_small, monkeypatch):
+    """Every video has its own stream: a longer valid split starts with the preset's videos, byte for
+    byte, and leaves train and tune alone; it lives in its own root."""
+    monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path / "runs"))
+    n = ToyConfig.preset("small").n_valid_videos
+    monkeypatch.setattr("visrc.data.toy.make_toy",
+                        lambda r, preset, seed, **kw: make_toy(r, preset=preset, seed=seed, progress=False, **kw))
+    wide = toy_root("small", n_valid_videos=n + 2)
+    assert wide.name == f"toy_small_seed0_valid{n + 2}"
+    small, longer = (load_ytvis(r / "valid" / "instances.json") for r in (toy_small, wide))
+    assert len(longer["videos"]) == n + 2 and longer["videos"][:n] == small["videos"]
+    first = {v["id"] for v in small["videos"]}
+    assert [a for a in longer["annotations"] if a["video_id"] in first] == small["annotations"]
+    for rel in ("train/instances.json", "tune/instances.json", "valid/JPEGImages/valid_0002/00005.jpg",
+                "train/JPEGImages/train_0005/00003.jpg"):
+        assert (wide / rel).read_bytes() == (toy_small / rel).read_bytes(), rel
+    assert json.loads((wide / "toy_config.json").read_text())["n_valid_videos"] == n + 2
+
+
+def test_first_videos_keeps_the_leading_videos_and_their_results(toy_small):
+    gt = load_ytvis(toy_small / "valid" / "instances.json")
+    results = [{"video_id": v["id"], "score": 0.5} for v in gt["videos"]]
+    sub, res = first_videos(gt, results, 2)
+    keep = {v["id"] for v in gt["videos"][:2]}
+    assert [v["id"] for v in sub["videos"]] == [v["id"] for v in gt["videos"][:2]]
+    assert {a["video_id"] for a in sub["annotations"]} <= keep and {r["video_id"] for r in res} == keep
+    assert sub["categories"] == gt["categories"]
+    for bad in (0, len(gt["videos"]) + 1):
+        with pytest.raises(ValueError, match="1..3"):
+            first_videos(gt, results, bad)
+
+
+def _table(seeds, runs=None, checkpoints=None):
+    return Table1Result(runs or [{"row": "baseline", "seed": s, "AP": 0.1} for s in seeds], [],
+                        {"init_score_thr": 0.3}, 0.7, "tune", "pretrained", checkpoints or {},
+                        {"baseline": "toy_baseline"}, 3)
+
+
+def test_study_is_skipped_without_a_seed_spread_or_a_toy_benchmark():
+    one = valid_size_study(_table([0]), toy_preset="small")
+    assert one.runs == [] and "fewer than 2 seeds" in one.note and one.summary().empty
+    real = valid_size_study(_table([0, 1]), data_root="/data/ytvis2021")
+    assert real.runs == [] and "not the toy benchmark" in real.note
+
+
+def test_study_scores_every_run_on_each_prefix_and_checks_the_table(toy_small, monkeypatch):
+    """Perfect predictions from the GT: AP 1 at every size; the table's own size is checked against
+    the table (one run says 1.0 there, the other a different number)."""
+    gt = load_ytvis(toy_small / "valid" / "instances.json")
+    perfect = [{"video_id": a["video_id"], "category_id": a["category_id"], "score": 0.9,
+                "segmentations": a["segmentations"]} for a in gt["annotations"]]
+    calls = []
+
+    def fake_track_run(config, checkpoint, root, tracker, merge_iou_thr, modes, split, foreign_root):
+        calls.append((config, checkpoint, root, tracker, merge_iou_thr, modes, split, foreign_root))
+        return gt, {m: perfect for m in modes}
+
+    monkeypatch.setattr("visrc.experiments.table1.track_run", fake_track_run)
+    monkeypatch.setattr("visrc.data.toy.toy_root", lambda preset, seed, n_valid_videos: toy_small)
+    runs = [{"row": "baseline", "seed": 0, "AP": 1.0}, {"row": "baseline", "seed": 1, "AP": 0.5}]
+    table = _table([0, 1], runs, {"baseline/seed0": "a.pth", "baseline/seed1": "b.pth"})
+    study = valid_size_study(table, toy_preset="small", n_valid_videos=3, sizes=(1, 2), n_boot=10)
+    assert study.sizes == [1, 2, 3] and len(study.runs) == 6
+    assert calls[0] == ("toy_baseline", "a.pth", toy_small, {"init_score_thr": 0.3}, 0.7, ("forward",), "valid", True)
+    assert all(r["AP"] == pytest.approx(1.0) for r in study.runs)
+    checked = {r["seed"]: r["same_as_table"] for r in study.runs if r["videos"] == 3}
+    assert checked == {0: True, 1: False} and study.record()["same_as_table"] is False
+    summary = study.summary()
+    assert list(summary["videos"]) == [1, 2, 3] and (summary["seeds"] == 2).all()
+    assert (summary["AP seed std"] == 0).all() and (summary["AP interval width"] == 0).all()
+
+
+def test_summary_and_differences_from_given_runs():
+    runs = [{"row": r, "seed": s, "videos": n, "AP": ap, "AP_low": ap - w, "AP_high": ap + w}
+            for r, base in (("baseline", 0.2), ("+TCIS", 0.3)) for n, w in ((16, 0.1), (64, 0.04))
+            for s, ap in ((0, base), (1, base + 0.02), (2, base + 0.04))]
+    study = ValidSizeStudy(runs, [16, 64], "root", [("+TCIS", "baseline")])
+    summary = study.summary().set_index(["row", "videos"])
+    assert summary.loc[("baseline", 16), "AP interval width"] == pytest.approx(0.2)
+    assert summary.loc[("baseline", 64), "AP seed std"] == pytest.approx(0.02)
+    assert summary.loc[("baseline", 64), "width / seed std"] == pytest.approx(0.08 / 0.02)
+    diffs = study.differences()
+    assert list(diffs["videos"]) == [16, 64] and diffs["AP diff"].tolist() == pytest.approx([0.1, 0.1])
+    assert diffs["intervals overlap"].tolist() == ["yes", "no"]
+
+
+def test_plot_interval_width_draws_rows_or_the_skip_note():
+    from visrc.viz.plots import plot_interval_width_vs_videos
+
+    runs = [{"row": "baseline", "seed": s, "videos": n, "AP": 0.2 + 0.01 * s, "AP_low": 0.1, "AP_high": 0.3}
+            for n in (16, 64) for s in (0, 1)]
+    fig = plot_interval_width_vs_videos(ValidSizeStudy(runs, [16, 64], "root").summary(), title="t")
+    assert len(fig.axes[0].lines) == 2 and [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["16", "64"]
+    empty = plot_interval_width_vs_videos(ValidSizeStudy([], [], None).summary(), note="skipped (fewer than 2 seeds)")
+    assert [t.get_text() for t in empty.axes[0].texts] == ["skipped (fewer than 2 seeds)"]
