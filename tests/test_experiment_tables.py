@@ -262,3 +262,16 @@ def test_frame_sampling_rows_and_comparisons_per_schedule():
     assert {r["row"] for r in one} == {"1 frames", "5 frames", "all frames"}
     assert frame_sampling_comparisons([r for r in one if r["frames"] != "all"]) == []
     assert len(summary_table(one)) == 3
+
+
+def test_table2_comparisons_name_the_rows_of_the_table_and_of_the_paper():
+    from visrc.experiments.pseudo_labels import table2_comparisons
+    from visrc.experiments.tables import PAPER_TABLE2
+
+    pairs = table2_comparisons(["A", "B"])
+    assert pairs == [("B", "A"), ("Ensemble (A, B)", "A"), ("A + pseudo", "A"), ("B + pseudo", "B"),
+                     ("Ensemble (A, B, A+P, B+P)", "Ensemble (A, B)")]
+    assert {r for pair in pairs for r in pair} == set(PAPER_TABLE2)
+    runs = [{"row": r, "seed": s, "AP": 0.1 * i + 0.01 * s} for i, r in enumerate(PAPER_TABLE2) for s in (0, 1, 2)]
+    diffs = row_differences(runs, pairs, PAPER_TABLE2)
+    assert list(diffs["row"]) == [r for r, _ in pairs] and diffs["paper AP diff"].notna().all()

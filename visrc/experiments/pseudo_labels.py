@@ -245,6 +245,17 @@ def retrain_jobs(members: Sequence[Member], merged_json, data_root, seed: int = 
                               else pseudo_label_options(c, k, merged_json, lr))) for c, k in members]
 
 
+def table2_comparisons(names: Sequence[str]) -> list[tuple[str, str]]:
+    """``(row, reference)`` pairs in the paper's reading of Table 2 for the models ``names`` (e.g. A, B):
+    each further model and the ensemble against the first model, each model on pseudo labels against
+    itself (its control), and the final ensemble against the first ensemble; the row names are
+    :func:`pseudo_label_table`'s."""
+    first, ensemble = names[0], f"Ensemble ({', '.join(names)})"
+    final = f"Ensemble ({', '.join([*names, *(n + '+P' for n in names)])})"
+    return ([(n, first) for n in names[1:]] + [(ensemble, first)] + [(f"{n} + pseudo", n) for n in names]
+            + [(final, ensemble)])
+
+
 @dataclass
 class PseudoLabelTable:
     """Table 2 rows 1-6: ``runs`` (rows 1-3 of the :class:`EnsembleTable`, the retrained models, the
