@@ -41,7 +41,8 @@ reproduce: setup
 	$(PY) -m visrc reproduce $(if $(filter 1,$(QUICK)),--quick,)
 
 # The tables over seeds 0, 1, 2 (about three times the main job's training; cached runs are reused).
-# Their figures, tables and metrics go to figures/seeds/, beside the main job's seed-0 files.
+# Their figures, tables and metrics go to figures/seeds/, beside the main job's seed-0 files; with
+# several seeds, notebook 03 also scores Table 1's runs on a 256-video valid split (inference only).
 SEED_NOTEBOOKS ?= 02_frame_sampling 03_ablation 04_ensemble 05_pseudo_label
 reproduce-seeds: setup
 	VISRC_FIGURES_DIR=$(CURDIR)/figures/seeds $(PY) -m visrc reproduce --only $(SEED_NOTEBOOKS) --param 'seeds=[0,1,2]'
