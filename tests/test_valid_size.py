@@ -53,6 +53,8 @@ def test_study_is_skipped_without_a_seed_spread_or_a_toy_benchmark():
     assert one.runs == [] and "fewer than 2 seeds" in one.note and one.summary().empty
     real = valid_size_study(_table([0, 1]), data_root="/data/ytvis2021")
     assert real.runs == [] and "not the toy benchmark" in real.note
+    with pytest.raises(ValueError, match="n_valid_videos=2 is shorter than the table's valid split"):
+        valid_size_study(_table([0, 1]), toy_preset="small", n_valid_videos=2)
 
 
 def test_study_scores_every_run_on_each_prefix_and_checks_the_table(toy_small, monkeypatch):

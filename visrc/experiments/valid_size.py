@@ -88,6 +88,10 @@ def valid_size_study(table, data_root=None, toy_preset: str = "default", n_valid
 
     Skipped (empty runs, ``note`` saying why) with fewer than 2 seeds (no seed spread to compare with) or
     when ``data_root`` is given (the table ran on real data, which has no longer valid split to draw)."""
+    import sys
+
+    from tqdm import tqdm
+
     from visrc.data.toy import toy_root
     from visrc.evaluation.ytvis_eval import evaluate_ytvis
     from visrc.experiments.table1 import track_run
@@ -96,12 +100,16 @@ def valid_size_study(table, data_root=None, toy_preset: str = "default", n_valid
     if len(seeds) < 2 or data_root is not None:
         why = "fewer than 2 seeds: no seed spread" if len(seeds) < 2 else "not the toy benchmark"
         return ValidSizeStudy([], [], None, table.comparisons(), note=f"skipped ({why})")
+    if n_valid_videos < table.valid_videos:
+        raise ValueError(f"valid_size_study: n_valid_videos={n_valid_videos} is shorter than the table's valid "
+                         f"split ({table.valid_videos} videos); the longer split must contain it")
     # the table's own size too: there every run must score what its Table 1 row does
     sizes = sorted({int(n) for n in (*sizes, table.valid_videos) if 0 < n < n_valid_videos} | {int(n_valid_videos)})
     root = toy_root(toy_preset, toy_seed, n_valid_videos=n_valid_videos)
     reported = {(r["row"], r["seed"]): r["AP"] for r in table.runs}
     runs = []
-    for key, checkpoint in table.checkpoints.items():
+    for key, checkpoint in tqdm(table.checkpoints.items(), desc=f"valid-size study ({n_valid_videos} videos)",
+                                unit="run", file=sys.stderr):
         row, seed = key.rsplit("/seed", 1)
         bitrack = row + BITRACK_SUFFIX in {r["row"] for r in table.runs}
         modes = ("forward", "bitrack") if bitrack else ("forward",)
