@@ -28,6 +28,7 @@ from visrc.experiments.tables import metrics_row, row_interval
 TABLE1_ROWS = (("baseline", "toy_baseline"), ("+TCIS", "toy_tcis"), ("+TCIS+MultiTask", "toy_tcis_multitask"),
                ("+TCIS+MultiTask+MSD", "toy_tcis_multitask_msd"))
 EQUAL_COMPUTE_SUFFIX = " (equal compute)"
+BITRACK_SUFFIX = "+BiTrack"          # the row of the last trained row's detections tracked with BiTrack
 # association score thresholds (track start, continue) the baseline row chooses from on `tune`
 TRACKER_GRID = ((0.5, 0.3), (0.4, 0.3), (0.3, 0.2), (0.2, 0.1))
 # BiTrack merge IoU the BiTrack row chooses from on `tune`
@@ -210,6 +211,10 @@ def run_table1(data_root, seeds=(0,), rows=TABLE1_ROWS, train_epochs: int | None
     choose the association on ``rows[0]`` and the merge IoU on the BiTrack row, both on
     ``choice_split``, and report every row on the test split (``rows[-1]`` also with BiTrack), with
     bootstrap intervals (``n_boot`` resamples; 0: none)."""
+    from visrc.data.ytvis import load_ytvis
+    from visrc.models.config import load_config
+    from visrc.pipeline import split_paths
+
     root = Path(data_root)
     trained = table1_settings(root, rows, msd_equal_compute)
     settings = [(row, config, opts, seed) for row, config, opts in trained for seed in seeds]
@@ -224,24 +229,20 @@ def run_table1(data_root, seeds=(0,), rows=TABLE1_ROWS, train_epochs: int | None
                     "AP": evaluate_tracking(config, ckpt, root, tracker=t, split=choice_split)["forward"]["AP"]}
                    for (row, config, _, seed), ckpt in runs_of for t in grid]
     tracker = choose_association(sensitivity, rows[0][0])
-    sensitivity += [{"row": bitrack_row + "+BiTrack", "seed": seed, "merge_iou_thr": m,
+    sensitivity += [{"row": bitrack_row + BITRACK_SUFFIX, "seed": seed, "merge_iou_thr": m,
                      "AP": evaluate_tracking(config, ckpt, root, tracker, m, ("bitrack",), choice_split)["bitrack"]["AP"]}
                     for (row, config, _, seed), ckpt in runs_of if row == bitrack_row for m in merge_iou_grid]
-    merge_iou_thr = choose_best(sensitivity, bitrack_row + "+BiTrack", ("merge_iou_thr",))["merge_iou_thr"]
+    merge_iou_thr = choose_best(sensitivity, bitrack_row + BITRACK_SUFFIX, ("merge_iou_thr",))["merge_iou_thr"]
     runs = []
     for (row, config, _, seed), ckpt in runs_of:
         modes = ("forward", "bitrack") if row == bitrack_row else ("forward",)
         m = evaluate_tracking(config, ckpt, root, tracker=tracker, merge_iou_thr=merge_iou_thr, modes=modes,
                               n_boot=n_boot)
         runs += [{"row": row + suffix, "seed": seed, "init": init_label(init), **m[mode]}
-                 for mode, suffix in (("forward", ""), ("bitrack", "+BiTrack")) if mode in m]
+                 for mode, suffix in (("forward", ""), ("bitrack", BITRACK_SUFFIX)) if mode in m]
     order = [r for r, *_ in trained]
-    order.insert(order.index(bitrack_row) + 1, bitrack_row + "+BiTrack")
+    order.insert(order.index(bitrack_row) + 1, bitrack_row + BITRACK_SUFFIX)
     runs.sort(key=lambda r: (order.index(r["row"]), r["seed"]))
-    from visrc.data.ytvis import load_ytvis
-    from visrc.models.config import load_config
-    from visrc.pipeline import split_paths
-
     n_valid = len(load_ytvis(split_paths(load_config(trained[0][1]), root)[0])["videos"])
     return Table1Result(runs, sensitivity, tracker, merge_iou_thr, choice_split, init_label(init),
                         {f"{row}/seed{seed}": str(c) for (row, _, _, seed), c in runs_of},

@@ -17,11 +17,10 @@ own valid split, so each run's AP there must equal its Table 1 row (``same_as_ta
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from visrc.experiments.table1 import BITRACK_SUFFIX
 from visrc.experiments.tables import metrics_row, row_differences, row_interval
 
-BITRACK_SUFFIX = "+BiTrack"
 # numbers of leading valid videos each run is scored on (the longer split's own length is added)
 VALID_SIZES = (16, 32, 64, 128)
 
@@ -94,7 +93,7 @@ def valid_size_study(table, data_root=None, toy_preset: str = "default", n_valid
 
     from visrc.data.toy import toy_root
     from visrc.evaluation.ytvis_eval import evaluate_ytvis
-    from visrc.experiments.table1 import track_run
+    from visrc.experiments.table1 import track_run   # looked up at call time: tests replace it
 
     seeds = sorted({r["seed"] for r in table.runs})
     if len(seeds) < 2 or data_root is not None:
@@ -107,12 +106,12 @@ def valid_size_study(table, data_root=None, toy_preset: str = "default", n_valid
     sizes = sorted({int(n) for n in (*sizes, table.valid_videos) if 0 < n < n_valid_videos} | {int(n_valid_videos)})
     root = toy_root(toy_preset, toy_seed, n_valid_videos=n_valid_videos)
     reported = {(r["row"], r["seed"]): r["AP"] for r in table.runs}
+    tracked_rows = {r["row"] for r in table.runs}
     runs = []
     for key, checkpoint in tqdm(table.checkpoints.items(), desc=f"valid-size study ({n_valid_videos} videos)",
                                 unit="run", file=sys.stderr):
         row, seed = key.rsplit("/seed", 1)
-        bitrack = row + BITRACK_SUFFIX in {r["row"] for r in table.runs}
-        modes = ("forward", "bitrack") if bitrack else ("forward",)
+        modes = ("forward", "bitrack") if row + BITRACK_SUFFIX in tracked_rows else ("forward",)
         gt, tracked = track_run(table.configs[row], checkpoint, root, table.tracker, table.merge_iou_thr, modes,
                                 split="valid", foreign_root=True)
         for mode, results in tracked.items():
