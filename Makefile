@@ -42,7 +42,8 @@ reproduce: setup
 
 # The tables over seeds 0, 1, 2 (about three times the main job's training; cached runs are reused).
 # Their figures, tables and metrics go to figures/seeds/, beside the main job's seed-0 files; with
-# several seeds, notebook 03 also scores Table 1's runs on a 256-video valid split (inference only).
+# several seeds, notebooks 02, 03 and 04 also score Fig. 2b's, Table 1's and Table 2 rows 1-3's runs on
+# a 256-video valid split (inference only).
 SEED_NOTEBOOKS ?= 02_frame_sampling 03_ablation 04_ensemble 05_pseudo_label
 reproduce-seeds: setup
 	VISRC_FIGURES_DIR=$(CURDIR)/figures/seeds $(PY) -m visrc reproduce --only $(SEED_NOTEBOOKS) --param 'seeds=[0,1,2]'

@@ -60,10 +60,16 @@ def _check_01(m, toy):
     assert _unit(m["mean_iou"]) and _unit(m["median_iou"])
 
 
+# one seed: no seed spread, so the valid-size studies of 02-04 are skipped (tests/test_valid_size.py runs them)
+SKIPPED_VALID_SIZE = {"runs": [], "sizes": [], "eval_root": None, "same_as_table": True,
+                      "note": "skipped (fewer than 2 seeds: no seed spread)"}
+
+
 def _check_02(m, toy):
     q = QUICK_PARAMETERS["02_frame_sampling"]
-    assert set(m) == {"runs", "schedules", "pseudo_reference", "init", "data"}
+    assert set(m) == {"runs", "schedules", "pseudo_reference", "valid_size", "init", "data"}
     assert m["data"] == "toy:small" and m["schedules"] == q["schedules"]
+    assert m["valid_size"] == SKIPPED_VALID_SIZE
     assert m["pseudo_reference"] == "every_key_frame" and m["init"] == "pretrained"
     frames = ["all" if n is None else n for n in q["frames_per_video"]]
     assert sorted((r["schedule"], str(r["frames"]), r["seed"]) for r in m["runs"]) == \
@@ -81,9 +87,7 @@ def _check_03(m, toy):
     assert set(m) == {"runs", "seeds", "choices", "tracker", "merge_iou_thr", "tracker_sensitivity", "valid_size",
                       "data"}
     assert m["data"] == "toy:small" and m["seeds"] == [0] and m["merge_iou_thr"] in MERGE_IOU_GRID
-    # one seed: no seed spread, so the valid-size study is skipped (tests/test_valid_size.py runs it)
-    assert m["valid_size"] == {"runs": [], "sizes": [], "eval_root": None, "same_as_table": True,
-                               "note": "skipped (fewer than 2 seeds: no seed spread)"}
+    assert m["valid_size"] == SKIPPED_VALID_SIZE
     rows = [row for row, _ in TABLE1_ROWS]
     trained = rows + [rows[-1] + EQUAL_COMPUTE_SUFFIX]
     _check_runs(m["runs"], trained + [rows[-1] + "+BiTrack"], extra=("init",))
@@ -105,8 +109,10 @@ def _check_03(m, toy):
 
 
 def _check_04(m, toy):
-    assert set(m) == {"runs", "seeds", "scales", "iou_thr", "refine", "models", "mode", "init", "selection", "data"}
+    assert set(m) == {"runs", "seeds", "scales", "iou_thr", "refine", "models", "mode", "init", "valid_size",
+                      "selection", "data"}
     assert m["data"] == "toy:small" and m["scales"] == QUICK_PARAMETERS["04_ensemble"]["scales"]
+    assert m["valid_size"] == SKIPPED_VALID_SIZE
     assert m["models"] == [["A", "toy_tcis_multitask_msd"], ["B", "toy_swin_tcis_multitask_msd"]]
     assert m["refine"] is True and m["mode"] == "bitrack" and m["init"] == "pretrained"
     _check_runs(m["runs"], ["A", "B", "Ensemble (A, B)", "A multi-scale", "B multi-scale",

@@ -107,3 +107,97 @@ def test_plot_interval_width_draws_rows_or_the_skip_note():
     assert len(fig.axes[0].lines) == 2 and [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["16", "64"]
     empty = plot_interval_width_vs_videos(ValidSizeStudy([], [], None).summary(), note="skipped (fewer than 2 seeds)")
     assert [t.get_text() for t in empty.axes[0].texts] == ["skipped (fewer than 2 seeds)"]
+
+
+def _perfect_results(gt):
+    return [{"video_id": a["video_id"], "category_id": a["category_id"], "score": 0.9,
+             "segmentations": a["segmentations"]} for a in gt["annotations"]]
+
+
+def test_frame_sampling_study_scores_each_setting_with_its_own_tracker(toy_small, tmp_path, monkeypatch):
+    """Fig. 2b's runs: each checkpoint predicted once on the longer split (foreign root, the config's own
+    tracker), scored on every prefix, checked against its point at the figure's size, read against all frames."""
+    from visrc.experiments.frame_sampling import FrameSamplingResult
+    from visrc.experiments.valid_size import frame_sampling_valid_size
+
+    gt = load_ytvis(toy_small / "valid" / "instances.json")
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(_perfect_results(gt)))
+    calls = []
+
+    def fake_predict_cached(config, checkpoint, root, split=None, foreign_root=False):
+        calls.append((config, checkpoint, root, split, foreign_root))
+        return {"results": str(results)}
+
+    monkeypatch.setattr("visrc.experiments.runs.predict_cached", fake_predict_cached)
+    monkeypatch.setattr("visrc.data.toy.toy_root", lambda preset, seed, n_valid_videos: toy_small)
+    runs = [{"schedule": "equal_iterations", "frames": f, "seed": s, "AP": 1.0 if s == 0 else 0.5}
+            for f in (1, "all") for s in (0, 1)]
+    ckpts = {("equal_iterations", f, s): f"{f}-{s}.pth" for f in (1, "all") for s in (0, 1)}
+    fs = FrameSamplingResult(runs, "toy_baseline", ckpts, valid_videos=2)
+    study = frame_sampling_valid_size(fs, toy_preset="small", n_valid_videos=3, sizes=(1,), n_boot=10)
+    assert study.sizes == [1, 2, 3] and len(study.runs) == 12 and len(calls) == 4
+    assert calls[0] == ("toy_baseline", "1-0.pth", toy_small, "valid", True)
+    assert [r["row"] for r in study.runs[::3]] == ["1 frames"] * 2 + ["all frames"] * 2
+    assert {(r["row"], r["seed"]): r["same_as_table"] for r in study.runs if r["videos"] == 2} == \
+        {("1 frames", 0): True, ("1 frames", 1): False, ("all frames", 0): True, ("all frames", 1): False}
+    assert study.comparisons == [("1 frames", "all frames")]
+    assert study.differences()["AP diff"].tolist() == pytest.approx([0.0, 0.0, 0.0])
+    assert frame_sampling_valid_size(FrameSamplingResult(runs[:1], "toy_baseline")).note.startswith("skipped")
+
+
+def test_ensemble_study_rescores_each_model_and_the_members_chosen_on_tune(toy_small, tmp_path, monkeypatch):
+    """Table 2 rows 1-3: each model alone without refinement, and per seed the ensemble of the members it
+    selected, with the table's scales, refinement, box IoU and tracking, on the longer split."""
+    from types import SimpleNamespace
+
+    from visrc.experiments.table2 import EnsembleTable
+    from visrc.experiments.valid_size import ensemble_valid_size
+
+    gt = load_ytvis(toy_small / "valid" / "instances.json")
+    (tmp_path / "results.json").write_text(json.dumps(_perfect_results(gt)))
+    calls = []
+
+    def fake_ensemble_models(members, root, iou_thr, mode, split, foreign_root, scales=(1.0,), refine=True):
+        calls.append((members, root, iou_thr, mode, (split, foreign_root), list(scales), refine))
+        return SimpleNamespace(out_dir=tmp_path)
+
+    monkeypatch.setattr("visrc.experiments.table2.ensemble_models", fake_ensemble_models)
+    monkeypatch.setattr("visrc.data.toy.toy_root", lambda preset, seed, n_valid_videos: toy_small)
+    members = {(n, s): (c, f"{n}{s}.pth") for s in (0, 1)
+               for n, c in (("A", "toy_tcis_multitask_msd"), ("B", "toy_swin_tcis_multitask_msd"))}
+    runs = [{"row": r, "seed": s, "AP": 1.0} for s in (0, 1) for r in ("A", "B", "Ensemble (A, B)")]
+    table = EnsembleTable(runs, members, {}, {0: (["A"], [0.3]), 1: (["B", "A"], [0.2, 0.3])}, ["A", "B"],
+                          toy_small, [0, 1], [1.0], 0.55, True, "bitrack", "tune", "pretrained", None)
+    study = ensemble_valid_size(table, toy_preset="small", n_valid_videos=3, sizes=(1, 2), n_boot=10)
+    assert study.sizes == [1, 2, 3] and len(study.runs) == 18 and study.record()["same_as_table"] is True
+    assert calls[0] == ([members[("A", 0)]], toy_small, 0.55, "bitrack", ("valid", True), [1.0], False)
+    assert calls[-2:] == [([members[("A", 0)]], toy_small, 0.55, "bitrack", ("valid", True), [1.0], True),
+                          ([members[("B", 1)], members[("A", 1)]], toy_small, 0.55, "bitrack", ("valid", True), [1.0], True)]
+    assert list(dict.fromkeys(r["row"] for r in study.runs)) == ["A", "B", "Ensemble (A, B)"]
+    assert set(study.differences()["row"]) == {"B", "Ensemble (A, B)"}
+    one = EnsembleTable(runs[:3], members, {}, {0: (["A"], [0.3])}, ["A", "B"], toy_small, [0], [1.0], 0.55,
+                        True, "bitrack", "tune", "pretrained", None)
+    assert ensemble_valid_size(one).note == "skipped (fewer than 2 seeds: no seed spread)"
+
+
+def test_predictions_on_a_foreign_root_are_kept_apart_at_every_scale(tmp_path, monkeypatch):
+    """A longer valid split's predictions go to folders named after its root, beside (not over) the run's own."""
+    from visrc.experiments.table2 import predict_scales_cached
+
+    monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path / "runs"))
+    outs = []
+
+    def fake_run_inference(config, checkpoint, data_root, out, mode, log, scale=1.0, **split):
+        outs.append(out.parent.name)
+        return {"predictions": str(out.parent / "predictions.npz")}
+
+    monkeypatch.setattr("visrc.pipeline.run_inference", fake_run_inference)
+    monkeypatch.setattr("visrc.data.predictions.load_predictions", lambda path: path)
+    ckpt = tmp_path / "run" / "epoch_3.pth"
+    wide = tmp_path / "toy_default_seed0_valid256"
+    got = predict_scales_cached("toy_baseline", ckpt, wide, scales=(1.0, 0.75), foreign_root=True)
+    assert outs == ["predict_forward@toy_default_seed0_valid256", "predict_forward_scale0p75@toy_default_seed0_valid256"]
+    assert got == [str(ckpt.parent / o / "predictions.npz") for o in outs]
+    predict_scales_cached("toy_baseline", ckpt, wide, scales=(1.0, 0.75))
+    assert outs[2:] == ["predict_forward", "predict_forward_scale0p75"]

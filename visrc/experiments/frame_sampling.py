@@ -2,6 +2,7 @@
 each started from the toy COCO pretraining of its backbone (the paper's init)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from visrc.experiments.pretrain import init_label, resolve_init
@@ -12,21 +13,15 @@ from visrc.experiments.tables import metrics_row, row_interval
 PSEUDO_REFERENCES = {"every_key_frame": True, "one_frame_videos": False}
 
 
-def run_frame_sampling(config, data_root, frames_per_video=(1, 2, 5, 10, None), seeds=(0,),
-                       schedules=("equal_iterations",), train_epochs: int | None = None,
-                       init="pretrained", pretrain_epochs: int | None = None,
-                       pseudo_reference: str = "every_key_frame", n_boot: int = 1000) -> list[dict]:
+def frame_sampling_checkpoints(config, data_root, frames_per_video=(1, 2, 5, 10, None), seeds=(0,),
+                               schedules=("equal_iterations",), train_epochs: int | None = None,
+                               init="pretrained", pretrain_epochs: int | None = None,
+                               pseudo_reference: str = "every_key_frame") -> list[tuple[str, int | None, int, Path]]:
     """Train (or reuse) ``config`` on ``n`` frames per video (``None``: all) for every schedule and seed
-    (:func:`visrc.data.sampling.frame_sampling_options`) from ``init``, and evaluate each on the test split.
-
-    ``pseudo_reference``: ``"every_key_frame"`` (the paper: each key frame of a subsampled run gets an
-    affine-warped copy of itself as its reference) or ``"one_frame_videos"`` (only a video left with
-    one frame does; the others pair real sampled frames, further apart the fewer are kept). The
-    all-frames run pairs real neighbouring frames either way (it is the baseline).
-    Returns ``{"schedule", "frames", "seed", "init", "pseudo_reference", <metric>, AP interval}`` per run."""
+    (:func:`visrc.data.sampling.frame_sampling_options`) from ``init``; ``(schedule, n, seed, checkpoint)``
+    per run. ``pseudo_reference``: see :func:`run_frame_sampling`."""
     from visrc.data.sampling import frame_sampling_options
     from visrc.models.config import load_config
-    from visrc.pipeline import split_paths
 
     if pseudo_reference not in PSEUDO_REFERENCES:
         raise ValueError(f"pseudo_reference must be one of {sorted(PSEUDO_REFERENCES)}, got {pseudo_reference!r}")
@@ -38,15 +33,55 @@ def run_frame_sampling(config, data_root, frames_per_video=(1, 2, 5, 10, None), 
                                    cfg_options=frame_sampling_options(
                                        cfg, root, n, schedule, warp_every_reference=PSEUDO_REFERENCES[pseudo_reference]))
                               for schedule, n, seed in settings])
-    gt = split_paths(cfg, root)[0]
-    rows = []
-    for (schedule, n, seed), ckpt in zip(settings, checkpoints):
-        summary = predict_cached(config, ckpt, root)
-        rows.append({"schedule": schedule, "frames": "all" if n is None else n, "seed": seed, "init": init_label(init),
-                     "pseudo_reference": pseudo_reference if n is not None else "real frames",
-                     **metrics_row(summary["metrics"]),
+    return [(*setting, ckpt) for setting, ckpt in zip(settings, checkpoints)]
+
+
+def frame_sampling_labels(schedule: str, n: int | None, seed: int, init, pseudo_reference: str) -> dict:
+    """The labels of one Fig. 2b run in its row of :func:`run_frame_sampling`."""
+    return {"schedule": schedule, "frames": "all" if n is None else n, "seed": seed, "init": init_label(init),
+            "pseudo_reference": pseudo_reference if n is not None else "real frames"}
+
+
+@dataclass
+class FrameSamplingResult:
+    """Fig. 2b's runs: ``runs`` (one row per schedule, setting and seed, see :func:`run_frame_sampling`),
+    ``checkpoints`` (``(schedule, frames, seed)`` -> checkpoint, ``frames`` as in ``runs``), the ``config``
+    and the number of videos of the split the runs are reported on."""
+
+    runs: list[dict]
+    config: str
+    checkpoints: dict = field(default_factory=dict)
+    valid_videos: int = 0
+
+
+def run_frame_sampling(config, data_root, frames_per_video=(1, 2, 5, 10, None), seeds=(0,),
+                       schedules=("equal_iterations",), train_epochs: int | None = None,
+                       init="pretrained", pretrain_epochs: int | None = None,
+                       pseudo_reference: str = "every_key_frame", n_boot: int = 1000) -> FrameSamplingResult:
+    """Train (or reuse) one model per setting (:func:`frame_sampling_checkpoints`) and evaluate each on the
+    test split with the config's own tracker.
+
+    ``pseudo_reference``: ``"every_key_frame"`` (the paper: each key frame of a subsampled run gets an
+    affine-warped copy of itself as its reference) or ``"one_frame_videos"`` (only a video left with
+    one frame does; the others pair real sampled frames, further apart the fewer are kept). The
+    all-frames run pairs real neighbouring frames either way (it is the baseline).
+    ``runs`` of the result: ``{"schedule", "frames", "seed", "init", "pseudo_reference", <metric>, AP interval}``
+    per run."""
+    from visrc.data.ytvis import load_ytvis
+    from visrc.models.config import load_config
+    from visrc.pipeline import split_paths
+
+    runs = frame_sampling_checkpoints(config, data_root, frames_per_video, seeds, schedules, train_epochs, init,
+                                      pretrain_epochs, pseudo_reference)
+    gt = load_ytvis(split_paths(load_config(config), Path(data_root))[0])
+    rows, checkpoints = [], {}
+    for schedule, n, seed, ckpt in runs:
+        summary = predict_cached(config, ckpt, Path(data_root))
+        labels = frame_sampling_labels(schedule, n, seed, init, pseudo_reference)
+        rows.append({**labels, **metrics_row(summary["metrics"]),
                      **(row_interval(gt, summary["results"], n_boot) if n_boot else {})})
-    return rows
+        checkpoints[(schedule, labels["frames"], seed)] = ckpt
+    return FrameSamplingResult(rows, str(config), checkpoints, len(gt["videos"]))
 
 
 def frame_sampling_rows(runs: list[dict]) -> list[dict]:

@@ -69,11 +69,12 @@ def _scale_tag(scale: float) -> str:
 
 
 def predict_scales_cached(config, checkpoint, data_root, scales: Sequence[float] = (1.0,), mode: str = "forward",
-                          force: bool = False, split: str | None = None) -> list[list]:
+                          force: bool = False, split: str | None = None, foreign_root: bool = False) -> list[list]:
     """A split's per-frame predictions at every test scale -> ``[per scale: list of VideoPredictions]``,
     all in original-image pixels. Scale 1 is :func:`visrc.experiments.runs.predict_cached`'s run (shared
     with notebook 03); scale s is saved in ``<checkpoint dir>/predict_<mode>[_<split>]_scale<s>/``.
-    ``split``: see :func:`~visrc.experiments.runs.predict_cached` (None: the config's test split)."""
+    ``split``, ``foreign_root``: see :func:`~visrc.experiments.runs.predict_cached` (None: the config's test
+    split; a root the run did not train on, e.g. a longer valid split: folders named after it)."""
     from visrc.data.predictions import load_predictions
     from visrc.experiments.runs import compute_slot, predict_cached, split_files
     from visrc.pipeline import run_inference
@@ -81,10 +82,12 @@ def predict_scales_cached(config, checkpoint, data_root, scales: Sequence[float]
     out = []
     for s in scales:
         if float(s) == 1.0:
-            summary = predict_cached(config, checkpoint, data_root, mode=mode, force=force, split=split)
+            summary = predict_cached(config, checkpoint, data_root, mode=mode, force=force, split=split,
+                                     foreign_root=foreign_root)
         else:
             out_dir = Path(checkpoint).parent / (f"predict_{mode}" + (f"_{split}" if split else "")
-                                                 + f"_scale{_scale_tag(s)}")
+                                                 + f"_scale{_scale_tag(s)}"
+                                                 + (f"@{Path(data_root).name}" if foreign_root else ""))
             path = out_dir / "summary.json"
             if path.is_file() and not force:
                 summary = read_json(path)
@@ -104,11 +107,12 @@ def _proposal_fn(predictor, paths: dict):
 
 def ensemble_models(members: Sequence[Member], data_root, scales: Sequence[float] = (1.0,), refine: bool = True,
                     iou_thr: float = 0.55, mode: str | None = None, tracking: dict | None = None,
-                    force: bool = False, split: str | None = None) -> EnsembleResult:
+                    force: bool = False, split: str | None = None, foreign_root: bool = False) -> EnsembleResult:
     """GAE of ``members`` (``(config, checkpoint)`` pairs) at ``scales`` on ``split`` (None: the configs'
     test split), tracked and evaluated (rules in the module docstring). One member with several scales
     is that model's multi-scale test; one member at one scale without ``refine`` is that model alone.
-    Cached in ``runs/ensembles/<hash>/``."""
+    ``foreign_root``: ``data_root`` is not the root the members trained on (their predictions are kept
+    apart, :func:`predict_scales_cached`). Cached in ``runs/ensembles/<hash>/``."""
     from visrc.data.predictions import load_predictions, save_predictions
     from visrc.data.ytvis import load_ytvis
     from visrc.ensemble.gae import ensemble_videos
@@ -141,7 +145,7 @@ def ensemble_models(members: Sequence[Member], data_root, scales: Sequence[float
     gt = load_ytvis(ann_path)
     per_model = []
     for config, ckpt in members:
-        per_scale = predict_scales_cached(config, ckpt, root, scales, split=split)
+        per_scale = predict_scales_cached(config, ckpt, root, scales, split=split, foreign_root=foreign_root)
         per_model.append(per_scale[0] if len(per_scale) == 1 else merge_scales(per_scale, iou_thr=iou_thr))
     fns = None
     with compute_slot():               # after the predictions' cache locks (see compute_slot)

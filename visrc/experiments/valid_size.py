@@ -1,18 +1,22 @@
-"""How many test videos the toy tables need: Table 1's trained runs scored on the first ``n`` videos of a
-longer ``valid`` split, so each row's 95% bootstrap interval over videos stands beside its seed spread.
+"""How many test videos the toy tables need: trained runs scored on the first ``n`` videos of a longer
+``valid`` split, so each row's 95% bootstrap interval over videos stands beside its seed spread.
 
 ::
 
     t1 = run_table1(root, seeds=[0, 1, 2])
-    study = valid_size_study(t1, n_valid_videos=256)      # on the default toy benchmark
+    study = valid_size_study(t1, n_valid_videos=256)      # Table 1, on the default toy benchmark
     study.summary()          # per row and size: seed mean and std of AP, bootstrap interval width
-    study.differences()      # Table 1's readings at each size
+    study.differences()      # the table's readings at each size
+    frame_sampling_valid_size(run_frame_sampling(...))   # Fig. 2b
+    ensemble_valid_size(ensemble_table(...))             # Table 2 rows 1-3
 
 The longer split is its own toy root (:func:`visrc.data.toy.toy_root` with ``n_valid_videos``): every toy
 video has its own random stream, so its train and tune splits and its first videos are the default
-root's bytes. The runs are Table 1's cached trainings and the thresholds the ones Table 1 chose on
-``tune``; only inference on the longer split is new. The first ``len(table valid)`` videos are Table 1's
-own valid split, so each run's AP there must equal its Table 1 row (``same_as_table``).
+root's bytes. The runs are the table's cached trainings, tracked as the table tracks them (Table 1: the
+association and merge IoU it chose on ``tune``; Fig. 2b: the config's own tracker; Table 2: BiTrack, and
+the ensemble members GAE selected on ``tune``); only inference on the longer split is new. The first
+``len(table valid)`` videos are the table's own valid split, so each run's AP there must equal its table
+row (``same_as_table``).
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ from visrc.experiments.tables import metrics_row, row_differences, row_interval
 
 # numbers of leading valid videos each run is scored on (the longer split's own length is added)
 VALID_SIZES = (16, 32, 64, 128)
+# the longer split, named as such, so every study shares each checkpoint's predictions of it
+LONGER_SPLIT = "valid"
 
 
 def first_videos(gt: dict, results: list[dict], n: int) -> tuple[dict, list[dict]]:
@@ -79,6 +85,54 @@ class ValidSizeStudy:
                 "same_as_table": all(r["same_as_table"] for r in self.runs if "same_as_table" in r)}
 
 
+def _prefix_lines(gt: dict, results: list[dict], sizes, n_boot: int, table_videos: int, reported: float,
+                  **labels) -> list[dict]:
+    """One line per size ``n``: ``labels``, the metrics and AP interval of ``results`` on the first ``n``
+    videos, and at the table's own size whether AP equals the ``reported`` table row."""
+    from visrc.evaluation.ytvis_eval import evaluate_ytvis
+
+    lines = []
+    for n in sizes:
+        gt_n, res_n = first_videos(gt, results, n)
+        line = {**labels, "videos": n, **metrics_row(evaluate_ytvis(gt_n, res_n).as_dict()["metrics"]),
+                **row_interval(gt_n, res_n, n_boot)}
+        if n == table_videos:
+            line["same_as_table"] = line["AP"] == reported
+        lines.append(line)
+    return lines
+
+
+def _skip_note(seeds, data_root) -> str:
+    """Why a study is skipped ("" when it runs): no seed spread, or not the toy benchmark."""
+    if len(set(seeds)) < 2:
+        return "skipped (fewer than 2 seeds: no seed spread)"
+    return "skipped (not the toy benchmark)" if data_root is not None else ""
+
+
+def _longer_root(table_videos: int, n_valid_videos: int, sizes, toy_preset: str, toy_seed: int, study: str):
+    """The longer split's toy root and the sizes to score (the table's own size and the split's added)."""
+    from visrc.data.toy import toy_root   # looked up at call time: tests replace it
+
+    if n_valid_videos < table_videos:
+        raise ValueError(f"{study}: n_valid_videos={n_valid_videos} is shorter than the table's valid "
+                         f"split ({table_videos} videos); the longer split must contain it")
+    sizes = sorted({int(n) for n in (*sizes, table_videos) if 0 < n < n_valid_videos} | {int(n_valid_videos)})
+    return toy_root(toy_preset, toy_seed, n_valid_videos=n_valid_videos), sizes
+
+
+def _sorted_study(runs: list[dict], order: list[str], sizes, root, comparisons) -> ValidSizeStudy:
+    runs.sort(key=lambda r: (order.index(r["row"]), r["videos"], r["seed"]))
+    return ValidSizeStudy(runs, sizes, str(root), comparisons)
+
+
+def _progress(items, what: str, n_valid_videos: int):
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(items, desc=f"{what} on {n_valid_videos} valid videos", unit="run", file=sys.stderr)
+
+
 def valid_size_study(table, data_root=None, toy_preset: str = "default", n_valid_videos: int = 256,
                      sizes=VALID_SIZES, n_boot: int = 1000, toy_seed: int = 0) -> ValidSizeStudy:
     """Score every run of ``table`` (:class:`visrc.experiments.table1.Table1Result`) on the first ``n`` videos
@@ -87,43 +141,87 @@ def valid_size_study(table, data_root=None, toy_preset: str = "default", n_valid
 
     Skipped (empty runs, ``note`` saying why) with fewer than 2 seeds (no seed spread to compare with) or
     when ``data_root`` is given (the table ran on real data, which has no longer valid split to draw)."""
-    import sys
-
-    from tqdm import tqdm
-
-    from visrc.data.toy import toy_root
-    from visrc.evaluation.ytvis_eval import evaluate_ytvis
     from visrc.experiments.table1 import track_run   # looked up at call time: tests replace it
 
-    seeds = sorted({r["seed"] for r in table.runs})
-    if len(seeds) < 2 or data_root is not None:
-        why = "fewer than 2 seeds: no seed spread" if len(seeds) < 2 else "not the toy benchmark"
-        return ValidSizeStudy([], [], None, table.comparisons(), note=f"skipped ({why})")
-    if n_valid_videos < table.valid_videos:
-        raise ValueError(f"valid_size_study: n_valid_videos={n_valid_videos} is shorter than the table's valid "
-                         f"split ({table.valid_videos} videos); the longer split must contain it")
-    # the table's own size too: there every run must score what its Table 1 row does
-    sizes = sorted({int(n) for n in (*sizes, table.valid_videos) if 0 < n < n_valid_videos} | {int(n_valid_videos)})
-    root = toy_root(toy_preset, toy_seed, n_valid_videos=n_valid_videos)
+    note = _skip_note([r["seed"] for r in table.runs], data_root)
+    if note:
+        return ValidSizeStudy([], [], None, table.comparisons(), note=note)
+    root, sizes = _longer_root(table.valid_videos, n_valid_videos, sizes, toy_preset, toy_seed, "valid_size_study")
     reported = {(r["row"], r["seed"]): r["AP"] for r in table.runs}
     tracked_rows = {r["row"] for r in table.runs}
     runs = []
-    for key, checkpoint in tqdm(table.checkpoints.items(), desc=f"valid-size study ({n_valid_videos} videos)",
-                                unit="run", file=sys.stderr):
+    for key, checkpoint in _progress(table.checkpoints.items(), "Table 1", n_valid_videos):
         row, seed = key.rsplit("/seed", 1)
         modes = ("forward", "bitrack") if row + BITRACK_SUFFIX in tracked_rows else ("forward",)
         gt, tracked = track_run(table.configs[row], checkpoint, root, table.tracker, table.merge_iou_thr, modes,
-                                split="valid", foreign_root=True)
+                                split=LONGER_SPLIT, foreign_root=True)
         for mode, results in tracked.items():
             name = row + (BITRACK_SUFFIX if mode == "bitrack" else "")
-            for n in sizes:
-                gt_n, res_n = first_videos(gt, results, n)
-                line = {"row": name, "seed": int(seed), "videos": n,
-                        **metrics_row(evaluate_ytvis(gt_n, res_n).as_dict()["metrics"]),
-                        **row_interval(gt_n, res_n, n_boot)}
-                if n == table.valid_videos:
-                    line["same_as_table"] = line["AP"] == reported[(name, int(seed))]
-                runs.append(line)
+            runs += _prefix_lines(gt, results, sizes, n_boot, table.valid_videos, reported[(name, int(seed))],
+                                  row=name, seed=int(seed))
     order = list(dict.fromkeys(r["row"] for r in table.runs))
-    runs.sort(key=lambda r: (order.index(r["row"]), r["videos"], r["seed"]))
-    return ValidSizeStudy(runs, sizes, str(root), table.comparisons())
+    return _sorted_study(runs, order, sizes, root, table.comparisons())
+
+
+def frame_sampling_valid_size(result, data_root=None, toy_preset: str = "default", n_valid_videos: int = 256,
+                              sizes=VALID_SIZES, n_boot: int = 1000, toy_seed: int = 0) -> ValidSizeStudy:
+    """Fig. 2b's runs (:class:`visrc.experiments.frame_sampling.FrameSamplingResult`) scored like
+    :func:`valid_size_study`, each tracked with the config's own tracker as in Fig. 2b; rows are
+    :func:`~visrc.experiments.frame_sampling.frame_sampling_rows`'s, compared with the all-frames run."""
+    from visrc.data.ytvis import load_ytvis
+    from visrc.experiments.frame_sampling import frame_sampling_comparisons, frame_sampling_rows
+    from visrc.experiments.runs import predict_cached, split_files
+    from visrc.fileio import read_json
+    from visrc.models.config import load_config
+    from visrc.pipeline import split_paths
+
+    rows = frame_sampling_rows(result.runs)
+    comparisons = frame_sampling_comparisons(rows)
+    note = _skip_note([r["seed"] for r in rows], data_root)
+    if note:
+        return ValidSizeStudy([], [], None, comparisons, note=note)
+    root, sizes = _longer_root(result.valid_videos, n_valid_videos, sizes, toy_preset, toy_seed,
+                               "frame_sampling_valid_size")
+    gt = load_ytvis(split_paths(load_config(result.config), root, **split_files(LONGER_SPLIT))[0])
+    runs = []
+    for r in _progress(rows, "Fig. 2b", n_valid_videos):
+        checkpoint = result.checkpoints[(r["schedule"], r["frames"], r["seed"])]
+        summary = predict_cached(result.config, checkpoint, root, split=LONGER_SPLIT, foreign_root=True)
+        runs += _prefix_lines(gt, read_json(summary["results"]), sizes, n_boot, result.valid_videos, r["AP"],
+                              row=r["row"], seed=r["seed"])
+    return _sorted_study(runs, list(dict.fromkeys(r["row"] for r in rows)), sizes, root, comparisons)
+
+
+def ensemble_valid_size(table, data_root=None, toy_preset: str = "default", n_valid_videos: int = 256,
+                        sizes=VALID_SIZES, n_boot: int = 1000, toy_seed: int = 0) -> ValidSizeStudy:
+    """Table 2's rows 1-3 (:class:`visrc.experiments.table2.EnsembleTable`: each model alone, and the
+    ensemble of the members it selected on ``tune``, tracked with its ``mode``) scored like
+    :func:`valid_size_study`."""
+    from visrc.data.ytvis import load_ytvis
+    from visrc.experiments.pseudo_labels import table2_comparisons
+    from visrc.experiments.runs import split_files
+    from visrc.experiments.table2 import ensemble_models
+    from visrc.fileio import read_json
+    from visrc.pipeline import split_paths
+
+    comparisons = table2_comparisons(table.names)
+    note = _skip_note(table.seeds, data_root)
+    if note:
+        return ValidSizeStudy([], [], None, comparisons, note=note)
+    first = table.members[(table.names[0], table.seeds[0])][0]
+    table_videos = len(load_ytvis(split_paths(first, table.data_root)[0])["videos"])
+    root, sizes = _longer_root(table_videos, n_valid_videos, sizes, toy_preset, toy_seed, "ensemble_valid_size")
+    gt = load_ytvis(split_paths(first, root, **split_files(LONGER_SPLIT))[0])
+    reported = {(r["row"], r["seed"]): r["AP"] for r in table.runs}
+    ensemble = f"Ensemble ({', '.join(table.names)})"
+    jobs = [(name, seed, [table.members[(name, seed)]], dict(refine=False)) for seed in table.seeds
+            for name in table.names]
+    jobs += [(ensemble, seed, [table.members[(n, seed)] for n in table.selected[seed][0]],
+              dict(scales=table.scales, refine=table.refine)) for seed in table.seeds]
+    runs = []
+    for row, seed, members, settings in _progress(jobs, "Table 2", n_valid_videos):
+        ens = ensemble_models(members, root, iou_thr=table.iou_thr, mode=table.mode, split=LONGER_SPLIT,
+                              foreign_root=True, **settings)
+        runs += _prefix_lines(gt, read_json(ens.out_dir / "results.json"), sizes, n_boot, table_videos,
+                              reported[(row, seed)], row=row, seed=seed)
+    return _sorted_study(runs, [*table.names, ensemble], sizes, root, comparisons)
