@@ -34,10 +34,7 @@ def run_profiled(name: str, data_root: Path, warmup: int, iters: int, fast: bool
     """The ``torch.profiler`` events of ``iters`` iterations after ``warmup`` unmeasured ones."""
     from visrc.models.train_cli import build_runner
 
-    cfg = make_cfg(name, data_root, None)
-    if fast:
-        from visrc.models.fast_train import enable_fast_train
-        enable_fast_train(cfg)
+    cfg = make_cfg(name, data_root, "fast" if fast else None)     # "fast": FastTrainHook in the config
     try:
         runner = build_runner(cfg)
         loop = runner.train_loop
