@@ -201,3 +201,49 @@ def test_predictions_on_a_foreign_root_are_kept_apart_at_every_scale(tmp_path, m
     assert got == [str(ckpt.parent / o / "predictions.npz") for o in outs]
     predict_scales_cached("toy_baseline", ckpt, wide, scales=(1.0, 0.75))
     assert outs[2:] == ["predict_forward", "predict_forward_scale0p75"]
+
+
+def _study_runs(shift=0.0):
+    return [{"row": r, "seed": s, "videos": n, "AP": base + 0.01 * s + (shift if r == "+TCIS" else 0.0),
+             "AP_low": 0.0, "AP_high": 1.0}
+            for r, base in (("baseline", 0.2), ("+TCIS", 0.3)) for n in (16, 256) for s in (0, 1, 2)]
+
+
+def test_compare_studies_says_whether_another_run_tells_the_same_story():
+    from visrc.experiments.valid_size import compare_studies
+
+    pairs = [("+TCIS", "baseline")]
+    ref = ValidSizeStudy(_study_runs(), [16, 256], "root", pairs)
+    rows, readings, same = compare_studies(ref, ValidSizeStudy(_study_runs(0.001), [16, 256], "root", pairs))
+    assert same and list(rows["row"]) == ["baseline", "+TCIS"]
+    assert rows.set_index("row").loc["+TCIS", "AP diff"] == pytest.approx(0.001)
+    assert readings.loc[0, "AP diff (reference)"] == pytest.approx(0.1) and readings.loc[0, "same verdict"] == "yes"
+    rows, readings, same = compare_studies(ref, ValidSizeStudy(_study_runs(-0.1), [16, 256], "root", pairs), videos=16)
+    assert not same and rows.set_index("row").loc["+TCIS", "beyond 2 se"] == "yes"
+    assert readings.loc[0, "beyond 2 se (other)"] == "no" and readings.loc[0, "same verdict"] == "no"
+    with pytest.raises(ValueError, match="videos=64 is not a size of both studies"):
+        compare_studies(ref, ref, videos=64)
+
+
+def test_compare_table1_command_reads_two_metrics_files(tmp_path, capsys, monkeypatch):
+    from visrc.cli import main
+
+    monkeypatch.setenv("VISRC_FIGURES_DIR", str(tmp_path / "figures"))
+    files = []
+    for name, shift in (("ref", 0.0), ("other", 0.001)):
+        record = {"runs": _study_runs(shift), "sizes": [16, 256], "eval_root": "root", "note": ""}
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"runs": [{"row": "baseline"}, {"row": "+TCIS"}], "valid_size": record}))
+        files.append(str(path))
+    assert main(["compare-table1", *files, "--name", "cmp"]) == 0
+    out = capsys.readouterr().out
+    assert "same story: yes" in out and "| +TCIS " in out
+    assert (tmp_path / "figures" / "cmp_rows.md").is_file() and (tmp_path / "figures" / "cmp_readings.csv").is_file()
+    skipped = tmp_path / "skipped.json"
+    skipped.write_text(json.dumps({"runs": [], "valid_size": {"runs": [], "sizes": [], "note": "skipped (fewer than 2 seeds: no seed spread)"}}))
+    assert main(["compare-table1", files[0], str(skipped)]) == 1
+    assert "skipped.json: valid_size: the study did not run (skipped (fewer than 2 seeds" in capsys.readouterr().err
+    other = tmp_path / "other_nb.json"
+    other.write_text(json.dumps({"rows": []}))
+    assert main(["compare-table1", str(other), files[0]]) == 1
+    assert "other_nb.json: not notebook 03's metrics" in capsys.readouterr().err

@@ -31,6 +31,8 @@ SUBCOMMANDS = {
     "demo": ("visrc.demo_cli", "draw tracked masks/boxes/ids on a video file or frame folder"),
     "configs": ("visrc.cli", "list the packaged configs (names usable wherever a CONFIG is asked for)"),
     "reproduce": ("visrc.reproduce", "generate data, train, and execute every notebook"),
+    "compare-table1": ("visrc.experiments.compare_cli",
+                       "Table 1 of two multi-seed runs (e.g. two schedules) side by side on the longer valid split"),
 }
 
 

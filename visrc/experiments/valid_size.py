@@ -80,7 +80,7 @@ class ValidSizeStudy:
         return out[["videos"] + [c for c in out.columns if c != "videos"]]
 
     def record(self) -> dict:
-        """What notebook 03 records: the per-run rows, the sizes, the longer split and the skip note."""
+        """What notebooks 02-04 record: the per-run rows, the sizes, the longer split and the skip note."""
         return {"runs": self.runs, "sizes": self.sizes, "eval_root": self.eval_root, "note": self.note,
                 "same_as_table": all(r["same_as_table"] for r in self.runs if "same_as_table" in r)}
 
@@ -225,3 +225,45 @@ def ensemble_valid_size(table, data_root=None, toy_preset: str = "default", n_va
         runs += _prefix_lines(gt, read_json(ens.out_dir / "results.json"), sizes, n_boot, table_videos,
                               reported[(row, seed)], row=row, seed=seed)
     return _sorted_study(runs, [*table.names, ensemble], sizes, root, comparisons)
+
+
+def compare_studies(reference: ValidSizeStudy, other: ValidSizeStudy, videos: int | None = None, z: float = 2.0):
+    """Two studies of the same table (e.g. two training schedules) at ``videos`` (default: the longest
+    size both scored) -> ``(rows, readings, same)``: per row, each study's AP mean and seed std and the
+    difference ``other - reference`` with its seed se; per ``(row, reference row)`` pair of
+    ``reference.comparisons``, each study's difference and verdict (beyond ``z`` se or not); ``same``:
+    every row within ``z`` se of the reference and every verdict unchanged."""
+    import math
+
+    import pandas as pd
+
+    if videos is None:
+        common = set(reference.sizes) & set(other.sizes)
+        if not common:
+            raise ValueError("compare_studies: the studies share no number of videos (was one skipped?)")
+        videos = max(common)
+    if videos not in reference.sizes or videos not in other.sizes:
+        raise ValueError(f"compare_studies: videos={videos} is not a size of both studies "
+                         f"({reference.sizes} and {other.sizes})")
+    summaries = []
+    for study in (reference, other):
+        summary = study.summary()
+        summaries.append(summary[summary["videos"] == videos].set_index("row"))
+    lines = []
+    for row in summaries[0].index.intersection(summaries[1].index, sort=False):
+        (a, b), n = (s.loc[row] for s in summaries), (summaries[0].loc[row, "seeds"], summaries[1].loc[row, "seeds"])
+        se = math.sqrt(a["AP seed std"] ** 2 / n[0] + b["AP seed std"] ** 2 / n[1])
+        diff = b["AP mean"] - a["AP mean"]
+        lines.append({"row": row, "AP mean (reference)": a["AP mean"], "AP std (reference)": a["AP seed std"],
+                      "AP mean (other)": b["AP mean"], "AP std (other)": b["AP seed std"], "AP diff": diff,
+                      "seed se": se, f"beyond {z:g} se": "yes" if abs(diff) > z * se else "no"})
+    rows = pd.DataFrame(lines)
+    verdict = f"beyond {z:g} se"
+    diffs = [row_differences([r for r in s.runs if r["videos"] == videos], reference.comparisons, z=z)
+             for s in (reference, other)]
+    readings = diffs[0][["row", "vs", "AP diff", "seed se", verdict]].merge(
+        diffs[1][["row", "vs", "AP diff", "seed se", verdict]], on=["row", "vs"], suffixes=(" (reference)", " (other)"))
+    readings["same verdict"] = (readings[f"{verdict} (reference)"] == readings[f"{verdict} (other)"]).map(
+        {True: "yes", False: "no"})
+    same = bool((rows[verdict] == "no").all() and (readings["same verdict"] == "yes").all())
+    return rows, readings, same
