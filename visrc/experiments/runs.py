@@ -204,6 +204,14 @@ def split_files(split: str | None) -> dict:
     return dict(ann_file=f"{split}/instances.json", img_prefix=f"{split}/JPEGImages")
 
 
+def prediction_dir(checkpoint: str | Path, data_root: str | Path, mode: str = "forward", split: str | None = None,
+                   foreign_root: bool = False, tag: str = "") -> Path:
+    """Where a run's predictions of a split are kept: ``<checkpoint dir>/predict_<mode>[_<split>][<tag>]``,
+    with ``@<root folder name>`` added for a ``foreign_root`` (a root the run did not train on)."""
+    return Path(checkpoint).parent / (f"predict_{mode}" + (f"_{split}" if split else "") + tag
+                                      + (f"@{Path(data_root).name}" if foreign_root else ""))
+
+
 def predict_cached(config: str, checkpoint: str | Path, data_root: str | Path, mode: str = "forward",
                    force: bool = False, split: str | None = None, foreign_root: bool = False) -> dict:
     """Run :func:`visrc.pipeline.run_inference` on a split once; return its summary (paths of
@@ -214,8 +222,7 @@ def predict_cached(config: str, checkpoint: str | Path, data_root: str | Path, m
     under the root's folder name."""
     from visrc.pipeline import run_inference
 
-    out_dir = Path(checkpoint).parent / (f"predict_{mode}" + (f"_{split}" if split else "")
-                                         + (f"@{Path(data_root).name}" if foreign_root else ""))
+    out_dir = prediction_dir(checkpoint, data_root, mode, split, foreign_root)
     summary_path = out_dir / "summary.json"
     if summary_path.is_file() and not force:
         return read_json(summary_path)

@@ -76,7 +76,7 @@ def predict_scales_cached(config, checkpoint, data_root, scales: Sequence[float]
     ``split``, ``foreign_root``: see :func:`~visrc.experiments.runs.predict_cached` (None: the config's test
     split; a root the run did not train on, e.g. a longer valid split: folders named after it)."""
     from visrc.data.predictions import load_predictions
-    from visrc.experiments.runs import compute_slot, predict_cached, split_files
+    from visrc.experiments.runs import compute_slot, predict_cached, prediction_dir, split_files
     from visrc.pipeline import run_inference
 
     out = []
@@ -85,9 +85,7 @@ def predict_scales_cached(config, checkpoint, data_root, scales: Sequence[float]
             summary = predict_cached(config, checkpoint, data_root, mode=mode, force=force, split=split,
                                      foreign_root=foreign_root)
         else:
-            out_dir = Path(checkpoint).parent / (f"predict_{mode}" + (f"_{split}" if split else "")
-                                                 + f"_scale{_scale_tag(s)}"
-                                                 + (f"@{Path(data_root).name}" if foreign_root else ""))
+            out_dir = prediction_dir(checkpoint, data_root, mode, split, foreign_root, tag=f"_scale{_scale_tag(s)}")
             path = out_dir / "summary.json"
             if path.is_file() and not force:
                 summary = read_json(path)
