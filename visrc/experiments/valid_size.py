@@ -233,8 +233,6 @@ def compare_studies(reference: ValidSizeStudy, other: ValidSizeStudy, videos: in
     difference ``other - reference`` with its seed se; per ``(row, reference row)`` pair of
     ``reference.comparisons``, each study's difference and verdict (beyond ``z`` se or not); ``same``:
     every row within ``z`` se of the reference and every verdict unchanged."""
-    import math
-
     import pandas as pd
 
     if videos is None:
@@ -245,22 +243,19 @@ def compare_studies(reference: ValidSizeStudy, other: ValidSizeStudy, videos: in
     if videos not in reference.sizes or videos not in other.sizes:
         raise ValueError(f"compare_studies: videos={videos} is not a size of both studies "
                          f"({reference.sizes} and {other.sizes})")
-    summaries = []
-    for study in (reference, other):
-        summary = study.summary()
-        summaries.append(summary[summary["videos"] == videos].set_index("row"))
-    lines = []
-    for row in summaries[0].index.intersection(summaries[1].index, sort=False):
-        (a, b), n = (s.loc[row] for s in summaries), (summaries[0].loc[row, "seeds"], summaries[1].loc[row, "seeds"])
-        se = math.sqrt(a["AP seed std"] ** 2 / n[0] + b["AP seed std"] ** 2 / n[1])
-        diff = b["AP mean"] - a["AP mean"]
-        lines.append({"row": row, "AP mean (reference)": a["AP mean"], "AP std (reference)": a["AP seed std"],
-                      "AP mean (other)": b["AP mean"], "AP std (other)": b["AP seed std"], "AP diff": diff,
-                      "seed se": se, f"beyond {z:g} se": "yes" if abs(diff) > z * se else "no"})
-    rows = pd.DataFrame(lines)
+    at = [[r for r in s.runs if r["videos"] == videos] for s in (reference, other)]
     verdict = f"beyond {z:g} se"
-    diffs = [row_differences([r for r in s.runs if r["videos"] == videos], reference.comparisons, z=z)
-             for s in (reference, other)]
+    # each row of the other study read against the same row of the reference, like any table reading
+    summaries = [ValidSizeStudy(runs, [videos], None).summary().set_index("row") for runs in at]
+    names = list(summaries[0].index.intersection(summaries[1].index, sort=False))
+    tagged = at[0] + [dict(r, row=r["row"] + " (other)") for r in at[1]]
+    own = row_differences(tagged, [(row + " (other)", row) for row in names], z=z)
+    rows = pd.DataFrame({"row": names,
+                         **{f"AP {stat} ({who})": summary.loc[names, f"AP {col}"].values
+                            for who, summary in zip(("reference", "other"), summaries)
+                            for stat, col in (("mean", "mean"), ("std", "seed std"))},
+                         **{col: own[col].values for col in ("AP diff", "seed se", verdict)}})
+    diffs = [row_differences(runs, reference.comparisons, z=z) for runs in at]
     readings = diffs[0][["row", "vs", "AP diff", "seed se", verdict]].merge(
         diffs[1][["row", "vs", "AP diff", "seed se", verdict]], on=["row", "vs"], suffixes=(" (reference)", " (other)"))
     readings["same verdict"] = (readings[f"{verdict} (reference)"] == readings[f"{verdict} (other)"]).map(
