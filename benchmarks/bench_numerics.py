@@ -89,13 +89,13 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     from visrc import numerics
     from visrc.data.toy import toy_root
-    from visrc.experiments.runs import training_slots
+    from visrc.experiments.slots import native_threads, training_slots
 
     root = toy_root("small")
-    native_threads = max(1, (os.cpu_count() or 1) // training_slots())
+    threads = native_threads()
     base = {k: v for k, v in os.environ.items() if k not in numerics.PINNED}
     envs = {"pinned": numerics.pinned_env(base),
-            "native": numerics.subprocess_env(native_threads, dict(base, **{numerics.MODE_VARIABLE: "native"}))}
+            "native": numerics.subprocess_env(threads, dict(base, **{numerics.MODE_VARIABLE: "native"}))}
     t_start = time.perf_counter()
     runs: dict[str, list[dict]] = {name: [] for name in envs}
     for r in range(a.rounds):

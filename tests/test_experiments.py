@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from visrc.experiments import runs as run_cache
+from visrc.experiments import slots
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def test_train_cached_failure_names_the_log(runs, tmp_path):
 
 
 def test_train_many_order_threads_and_errors(runs, tmp_path, monkeypatch):
-    monkeypatch.setattr(run_cache.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(slots.os, "cpu_count", lambda: 2)
     monkeypatch.delenv("VISRC_TRAIN_SLOTS", raising=False)
     jobs = [dict(config="toy_baseline", data_root=tmp_path, seed=s) for s in (0, 1, 2)]
     cks = run_cache.train_many(jobs)
@@ -76,7 +77,7 @@ def test_training_slots_bound_concurrency_across_callers(tmp_path, monkeypatch):
         return subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(run_cache.subprocess, "run", fake_run)
-    monkeypatch.setattr(run_cache, "_training_slot", _fast_slot(run_cache._training_slot))
+    monkeypatch.setattr(slots, "POLL_SECONDS", 0.01)
     run_cache.train_many([dict(config="toy_baseline", data_root=tmp_path, seed=s) for s in range(5)])
     assert peak[0] == 2
 
@@ -84,10 +85,6 @@ def test_training_slots_bound_concurrency_across_callers(tmp_path, monkeypatch):
 def test_same_run_trains_once_when_asked_twice_at_once(runs, tmp_path):
     cks = run_cache.train_many([dict(config="toy_baseline", data_root=tmp_path)] * 3)
     assert len(set(cks)) == 1 and len(runs) == 1
-
-
-def _fast_slot(slot):
-    return lambda poll_seconds=2.0: slot(poll_seconds=0.01)
 
 
 def test_run_dir_follows_the_config_content(tmp_path, monkeypatch):
@@ -111,7 +108,7 @@ def test_compute_slot_shares_the_slots_with_trainings_and_is_reentrant(numerics,
     monkeypatch.setenv("VISRC_NUMERICS", numerics)
     monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("VISRC_TRAIN_SLOTS", "1")
-    monkeypatch.setattr(run_cache, "_training_slot", _fast_slot(run_cache._training_slot))
+    monkeypatch.setattr(slots, "POLL_SECONDS", 0.01)
     threads = torch.get_num_threads()
     events = []
 
@@ -121,8 +118,8 @@ def test_compute_slot_shares_the_slots_with_trainings_and_is_reentrant(numerics,
         return subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(run_cache.subprocess, "run", fake_run)
-    with run_cache.compute_slot():
-        with run_cache.compute_slot():                   # nested in one thread: no self-deadlock
+    with slots.compute_slot():
+        with slots.compute_slot():                   # nested in one thread: no self-deadlock
             # one slot: all the cores (native numerics) or the pinned thread count
             assert torch.get_num_threads() == (os.cpu_count() if cores == "all" else cores)
         trainer = threading.Thread(target=run_cache.train_cached, args=("toy_baseline", tmp_path))
@@ -132,3 +129,54 @@ def test_compute_slot_shares_the_slots_with_trainings_and_is_reentrant(numerics,
     trainer.join(10)
     assert events == ["compute done", "train"]
     assert torch.get_num_threads() == threads
+
+
+def test_computed_once_computes_once_when_asked_at_once(tmp_path):
+    calls, out = [], []
+
+    def compute():
+        calls.append(1)
+        threading.Event().wait(0.2)                        # the others arrive meanwhile
+        return {"made": len(calls)}
+
+    summary = tmp_path / "ens" / "summary.json"
+    askers = [threading.Thread(target=lambda: out.append(run_cache.computed_once(summary, compute)))
+              for _ in range(3)]
+    for t in askers:
+        t.start()
+    for t in askers:
+        t.join(10)
+    assert calls == [1] and out == [{"made": 1}] * 3
+    assert run_cache.computed_once(summary, compute, force=True) == {"made": 2}
+
+
+def test_trainings_since_lists_this_jobs_trainings_longest_first(tmp_path, monkeypatch):
+    import json
+    import os
+    import time
+
+    from visrc.reproduce import describe_trainings
+
+    monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("VISRC_TRAIN_SLOTS", "2")
+    now = time.time()
+
+    def run(name, config, started, seconds, age=0.0):
+        done = tmp_path / "experiments" / name / "final_checkpoint.json"
+        done.parent.mkdir(parents=True)
+        info = {"command": ["python", "-m", "visrc", "train", config, "--seed", "0"], "train_seconds": seconds}
+        if started is not None:
+            info["started"] = started
+        done.write_text(json.dumps(info))
+        os.utime(done, (now - age, now - age))
+
+    run("toy_baseline-aaa", "toy_baseline", now - 500, 300.0)
+    run("toy_swin-bbb", "visrc/configs/toy_swin_tcis_multitask_msd.py", None, 400.0)   # older record: no "started"
+    run("toy_tcis-old", "toy_tcis", now - 9000, 100.0, age=8000)                          # an earlier job's
+    got = run_cache.trainings_since(now - 1000)
+    assert [t["config"] for t in got] == ["toy_swin_tcis_multitask_msd", "toy_baseline"]
+    assert got[1]["started"] == pytest.approx(500, abs=0.2) and got[0]["started"] == pytest.approx(600, abs=0.2)
+    text = describe_trainings(got, wall=1000)
+    assert text.splitlines()[0].startswith("trainings: 2, 700 s of training in 1000 s of wall time (0.70 of 2 slots")
+    assert "toy_swin_tcis_multitask_msd" in text.splitlines()[1]
+    assert describe_trainings([], 5) == "trainings: none (every run was cached)"

@@ -3,10 +3,13 @@
 Each notebook in ``notebooks/`` is executed into ``runs/notebooks/<name>.ipynb`` (``VISRC_RUNS_DIR``)
 with its own ``parameters`` defaults updated by ``MAIN_PARAMETERS``, or with the tiny ``QUICK_PARAMETERS`` under ``--quick`` (what
 the test suite runs; its figures go to ``runs/figures_quick/`` unless ``VISRC_FIGURES_DIR`` is set,
-so a quick run never overwrites ``figures/``). Notebooks run side by side (``NOTEBOOK_NEEDS`` orders the ones that use another's
-results); their trainings share the machine through :func:`visrc.experiments.runs.train_cached`'s slots, so
-the cores stay busy and a model two notebooks need is trained once. Notebooks write their figures and tables through ``visrc.viz.plots`` and their
-metrics through :func:`record_metrics`, so the executed copies are a by-product, not the report.
+so a quick run never overwrites ``figures/``). Notebooks run side by side, all from the start: one that
+uses another's models or ensembles (05 uses 04's) asks the same caches for them, whose locks let one
+notebook compute each and the other wait for it; their trainings and predictions share the machine
+through the slots of :mod:`visrc.experiments.slots`, whose priorities put the runs later stages wait
+for (pretrainings, Table 2's models and pseudo-label networks) first, so the cores stay busy.
+Notebooks write their figures and tables through ``visrc.viz.plots`` and their metrics through
+:func:`record_metrics`, so the executed copies are a by-product, not the report.
 
 Numerics (:mod:`visrc.numerics`): the notebook kernels start with
 :func:`visrc.numerics.pinned_env` (unless ``VISRC_NUMERICS=native``), so their in-process
@@ -37,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from visrc import numerics
+from visrc.experiments.runs import trainings_since
 from visrc.paths import REPO_ROOT, runs_dir
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -59,10 +63,6 @@ QUICK_PARAMETERS: dict[str, dict] = {
 MAIN_PARAMETERS: dict[str, dict] = {
     "06_bitrack_explorer": dict(source="model"),
 }
-
-
-# notebook -> the notebooks whose results it reads (it starts when they have finished)
-NOTEBOOK_NEEDS: dict[str, tuple[str, ...]] = {"05_pseudo_label": ("04_ensemble",)}
 
 
 def notebooks() -> list[Path]:
@@ -268,6 +268,22 @@ def update_reference(reference_dir: str | Path, names: list[str], figures: str |
     return written
 
 
+def describe_trainings(trainings: list[dict], wall: float) -> str:
+    """What the job's wall time went to: the trainings it ran (:func:`visrc.experiments.runs.trainings_since`),
+    longest first, and how busy they kept the slots."""
+    from visrc.experiments.slots import training_slots
+
+    if not trainings:
+        return "trainings: none (every run was cached)"
+    total = sum(t["seconds"] for t in trainings)
+    lines = [f"trainings: {len(trainings)}, {total:.0f} s of training in {wall:.0f} s of wall time "
+             f"({total / max(wall, 1e-9):.2f} of {training_slots()} slots busy on average); longest first:"]
+    width = max(len(t["config"]) for t in trainings)
+    lines += [f"  {t['config']:<{width}}  {t['seconds']:7.0f} s  from {t['started']:6.0f} s  ({t['run']})"
+              for t in trainings]
+    return "\n".join(lines)
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny parameters: every cell runs in minutes")
     parser.add_argument("--only", nargs="*", help="notebook names (e.g. 01_overlap_histogram); default: all")
@@ -332,12 +348,9 @@ def run(args) -> int:
     logging.getLogger("papermill").addHandler(handler)
     logging.getLogger("papermill").setLevel(logging.WARNING if args.quiet else logging.INFO)
     timings, futures = {}, {}
-    t_start = time.perf_counter()
+    t_start, started_at = time.perf_counter(), time.time()
 
     def one(nb: Path) -> Path:
-        for dep in NOTEBOOK_NEEDS.get(nb.stem, ()):
-            if dep in futures:
-                futures[dep].result()
         _NotebookName.current.name = nb.stem
         t0 = time.perf_counter()
         _say(f">> {nb.stem}{' (quick)' if args.quick else ''}: started")
@@ -350,8 +363,10 @@ def run(args) -> int:
         for nb in todo:
             futures[nb.stem] = pool.submit(one, nb)
     errors = {k: f.exception() for k, f in futures.items() if f.exception() is not None}
-    print("notebooks: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items())
-          + f"; wall time {time.perf_counter() - t_start:.0f}s", flush=True)
+    wall = time.perf_counter() - t_start
+    print("notebooks: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()) + f"; wall time {wall:.0f}s",
+          flush=True)
+    print(describe_trainings(trainings_since(started_at), wall), flush=True)
     for name, err in errors.items():
         print(f"!! {name} failed: {err}", flush=True)
     if errors:

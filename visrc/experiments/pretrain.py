@@ -10,8 +10,10 @@ configs are the toy ones: a paper config (ResNeSt, Swin-S) loads a model-zoo che
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
+from visrc.experiments import slots
 from visrc.experiments.runs import train_cached
 
 PRETRAIN_CONFIGS = {"resnet": "toy_pretrain_coco", "swin": "toy_pretrain_coco_swin"}
@@ -38,8 +40,10 @@ def backbone_of(config) -> str:
 def pretrained_checkpoint(config, data_root: str | Path, seed: int = 0,
                           max_epochs: int | None = None) -> Path:
     """The checkpoint of the toy COCO pretraining for ``config``'s backbone on ``data_root`` (trained
-    on first use, cached like every run; ``max_epochs`` shortens its schedule, e.g. quick mode)."""
-    return train_cached(PRETRAIN_CONFIGS[backbone_of(config)], data_root, seed=seed, max_epochs=max_epochs)
+    on first use, cached like every run; ``max_epochs`` shortens its schedule, e.g. quick mode).
+    Every video model waits for one, so it takes the machine's slots first (:data:`slots.PRETRAINING`)."""
+    with slots.slot_priority(slots.PRETRAINING):
+        return train_cached(PRETRAIN_CONFIGS[backbone_of(config)], data_root, seed=seed, max_epochs=max_epochs)
 
 
 def resolve_init(config, data_root: str | Path, init, pretrain_epochs: int | None = None) -> Path | None:
@@ -53,6 +57,13 @@ def resolve_init(config, data_root: str | Path, init, pretrain_epochs: int | Non
     if not Path(init).is_file():
         raise FileNotFoundError(f"{init}: no such init checkpoint (use 'pretrained', None or a .pth file)")
     return Path(init)
+
+
+def init_of(config, data_root: str | Path, init, pretrain_epochs: int | None = None):
+    """:func:`resolve_init` for a :func:`~visrc.experiments.runs.train_many` job, deferred: the job calls it
+    in its own thread, so a model whose backbone's pretraining is done starts training while another
+    backbone's pretraining still runs."""
+    return functools.partial(resolve_init, config, data_root, init, pretrain_epochs)
 
 
 def init_label(init) -> str:

@@ -38,6 +38,7 @@ import numpy as np
 from visrc.data.boxes import box_iou
 from visrc.experiments.table2 import EnsembleResult, EnsembleTable, Member, _key, ensemble_models, ensemble_row, \
     select_members
+from visrc.experiments.slots import CHAIN, slot_priority
 from visrc.fileio import atomic_write_json, read_json
 
 # pseudo-label settings the tune split chooses from (score threshold x minimum track length)
@@ -230,7 +231,8 @@ def retrain_jobs(members: Sequence[Member], merged_json, data_root, seed: int = 
                  lr: float | None = None, retrain: str = "finetune", inits: dict | None = None) -> list:
     """:func:`visrc.experiments.runs.train_many` jobs that train each member on train + pseudo labels
     (``merged_json`` from :func:`pseudo_label_dataset`): ``retrain="new"`` a new network from
-    ``inits[config]`` (its pretrained init; None: random) for ``epochs`` (None: the full schedule),
+    ``inits[config]`` (its pretrained init: a checkpoint, or a function that returns one as
+    :func:`visrc.experiments.pretrain.init_of` does; None: random) for ``epochs`` (None: the full schedule),
     ``"finetune"`` from the member's own weights (``lr``). ``merged_json=None`` (fine-tune only): the
     control, the same fine-tune on each config's own train set."""
     if retrain not in ("new", "finetune"):
@@ -267,6 +269,7 @@ class PseudoLabelTable:
     pseudo_choice: list[dict]
 
 
+@slot_priority(CHAIN)          # the longest trainings of the main job, started last: ahead of the queue
 def pseudo_label_table(table: EnsembleTable, pseudo_config=None, retrain: str = "new",
                        retrain_epochs: int | None = None, retrain_lr: float | None = None,
                        control: bool = False, choose_on_tune: bool = True, score_grid=PSEUDO_SCORE_GRID,
@@ -276,14 +279,14 @@ def pseudo_label_table(table: EnsembleTable, pseudo_config=None, retrain: str = 
     unless ``choose_on_tune=False``: ``pseudo_config`` as given), every model retrained on train + pseudo-labelled valid
     (:func:`retrain_jobs`; with ``retrain="finetune"`` and ``control``, also on train alone), then the
     Greedy Auto Ensemble of all models selected on ``choice_split``."""
-    from visrc.experiments.pretrain import resolve_init
+    from visrc.experiments.pretrain import init_of
     from visrc.experiments.runs import train_many
 
     root, names, members = table.data_root, table.names, dict(table.members)
     runs, pseudo_stats, choice, merged = list(table.runs), [], [], {}
     # the new networks start where the models did (the same cached pretraining)
-    inits = {c: resolve_init(c, root, table.init, table.pretrain_epochs) for c in {members[(n, table.seeds[0])][0]
-                                                                                  for n in names}} \
+    inits = {c: init_of(c, root, table.init, table.pretrain_epochs) for c in {members[(n, table.seeds[0])][0]
+                                                                             for n in names}} \
         if retrain == "new" else {}
     for seed in table.seeds:
         cfg_pl = pseudo_config

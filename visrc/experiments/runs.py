@@ -1,4 +1,5 @@
-"""The run cache: train a config once, predict a split once, with machine-wide compute slots.
+"""The run cache: train a config once, predict a split once, on the machine-wide compute slots of
+:mod:`visrc.experiments.slots`.
 
 A run is keyed by (config, data root, seed, epochs, overrides, init checkpoint, numeric mode) and
 lives in ``runs/experiments/<config>-<hash>/`` (``VISRC_RUNS_DIR``). Re-executing a notebook reuses
@@ -14,15 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from visrc import numerics
+from visrc.experiments import slots
 from visrc.fileio import atomic_write_json, file_lock, read_json
 from visrc.paths import runs_dir
 
@@ -67,60 +66,6 @@ def config_fingerprint(config: str | Path) -> str:
     return hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True, default=repr).encode()).hexdigest()
 
 
-def training_slots() -> int:
-    """How many trainings may run at once on this machine, all processes together (``VISRC_TRAIN_SLOTS``,
-    default the CPU count): notebooks executed side by side share the cores instead of oversubscribing them."""
-    return max(1, int(os.environ.get("VISRC_TRAIN_SLOTS") or os.cpu_count() or 1))
-
-
-@contextmanager
-def _training_slot(poll_seconds: float = 2.0):
-    """Wait for one of :func:`training_slots` machine-wide slots (lock files under ``runs/locks``)."""
-    slots = [runs_dir() / "locks" / f"train_slot{i}.lock" for i in range(training_slots())]
-    while True:
-        for slot in slots:
-            with file_lock(slot, blocking=False) as got:
-                if got:
-                    yield
-                    return
-        time.sleep(poll_seconds)
-
-
-_slot_depth = threading.local()
-
-
-@contextmanager
-def compute_slot():
-    """Hold one of the machine-wide slots while this thread computes in process (inference,
-    ensembles), with torch limited to :data:`visrc.numerics.THREADS` threads (pinned numerics) or
-    to a slot's share of the cores (native). Without it a notebook predicting
-    beside two 1-thread trainings on 2 cores oversubscribes them and slows the trainings down.
-    Re-entrant within a thread; take it after any cache lock, never before one."""
-    if getattr(_slot_depth, "n", 0):
-        _slot_depth.n += 1
-        try:
-            yield
-        finally:
-            _slot_depth.n -= 1
-        return
-    import torch
-
-    with _training_slot():
-        threads = torch.get_num_threads()
-        torch.set_num_threads(numerics.threads(_native_threads()))
-        _slot_depth.n = 1
-        try:
-            yield
-        finally:
-            _slot_depth.n = 0
-            torch.set_num_threads(threads)
-
-
-def _native_threads() -> int:
-    """A slot's share of the cores: the threads of one computation in native numerics."""
-    return max(1, (os.cpu_count() or 1) // training_slots())
-
-
 def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: int | None = None,
                  cfg_options: dict | None = None, force: bool = False, threads: int | None = None,
                  init: str | Path | None = None) -> Path:
@@ -130,7 +75,7 @@ def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: 
     :func:`visrc.experiments.pretrain.pretrained_checkpoint`); part of the run key with its sha1.
 
     Safe to call from several processes at once: one of them trains a given run while the others
-    wait for it, and at most :func:`training_slots` trainings run on the machine at a time.
+    wait for it, and at most :func:`~visrc.experiments.slots.training_slots` trainings run on the machine at a time.
     The training subprocess starts with :func:`visrc.numerics.subprocess_env`: pinned, one thread
     and AVX2 kernels whatever the machine; ``threads`` (native numerics only, default
     ``cpu_count // training_slots()``) sets its torch/OpenMP threads with ``VISRC_NUMERICS=native``.
@@ -151,12 +96,13 @@ def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: 
         cmd += ["--init", str(Path(init).resolve())]
     if cfg_options:
         cmd += ["--cfg-options"] + [f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}" for k, v in cfg_options.items()]
-    env = numerics.subprocess_env(threads or _native_threads())
+    env = numerics.subprocess_env(threads or slots.native_threads())
     threads = int(env["OMP_NUM_THREADS"])
+    slots.want(work, slots.current_priority())        # heard by whoever trains it, if not us
     with file_lock(work / ".train.lock"):
         if done.is_file() and not force:          # another process trained it meanwhile
             return Path(read_json(done)["checkpoint"])
-        with _training_slot():
+        with slots.training_slot(run=work):
             print(f"training {config} (seed {seed}) in {work}; log: {work / 'train.log'}", flush=True)
             t0 = time.time()
             with open(work / "train.log", "a") as log:
@@ -171,23 +117,51 @@ def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: 
         reported = work / numerics.REPORT_FILE           # written by the training process
         atomic_write_json(done, {"checkpoint": str(ckpt), "command": cmd, "threads": threads,
                                  "numerics": read_json(reported) if reported.is_file() else None,
-                                 "train_seconds": round(time.time() - t0, 1)})
+                                 "started": round(t0, 1), "train_seconds": round(time.time() - t0, 1)})
+        slots.clear_wishes(work)
         print(f"trained {config} (seed {seed}) in {time.time() - t0:.0f}s", flush=True)
     return ckpt
 
 
+def trainings_since(since: float) -> list[dict]:
+    """The trainings of the run cache that ended after ``since`` (a ``time.time()``), longest first:
+    ``{"run", "config", "started", "seconds"}`` with ``started`` in seconds after ``since`` (what
+    ``visrc reproduce`` prints at its end: which runs its wall time went to)."""
+    out = []
+    for done in sorted((runs_dir() / "experiments").glob("*/final_checkpoint.json")):
+        if done.stat().st_mtime < since:
+            continue
+        info = read_json(done)
+        seconds = float(info.get("train_seconds", 0.0))
+        started = float(info.get("started", done.stat().st_mtime - seconds))    # older runs: from the file's time
+        command = info.get("command") or []
+        config = command[command.index("train") + 1] if "train" in command else done.parent.name
+        out.append({"run": done.parent.name, "config": Path(config).stem, "started": round(started - since, 1),
+                    "seconds": seconds})
+    return sorted(out, key=lambda r: -r["seconds"])
+
+
+def _train_job(job: dict) -> Path:
+    if callable(job.get("init")):       # resolved in the job's own thread: it waits for its init, not for all of them
+        job = {**job, "init": job["init"]()}
+    return train_cached(**job)
+
+
 def train_many(jobs: list[dict]) -> list[Path]:
     """Several :func:`train_cached` runs (``jobs[i]`` = its keyword arguments) side by side, as many at a
-    time as :func:`training_slots` allows (one thread each by default: the toy models scale poorly
-    over threads, so side-by-side 1-thread trainings finish sooner than the same runs in a row).
-    Returns the checkpoints in ``jobs`` order; raises after all
-    runs ended if any failed (the others are kept, cached)."""
+    time as :func:`~visrc.experiments.slots.training_slots` allows (one thread each by default: the toy
+    models scale poorly over threads, so side-by-side 1-thread trainings finish sooner than the same runs
+    in a row). A job's ``init`` may be a function that returns the init checkpoint (e.g. trains a
+    pretraining, :func:`visrc.experiments.pretrain.init_of`): it is called in the job's own thread, so
+    each run starts as soon as its own init is ready. Returns the checkpoints in ``jobs`` order; raises
+    after all runs ended if any failed (the others are kept, cached)."""
+    import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
     if not jobs:
         return []
-    with ThreadPoolExecutor(len(jobs)) as pool:
-        futures = [pool.submit(train_cached, **j) for j in jobs]
+    with ThreadPoolExecutor(len(jobs)) as pool:     # each job in a copy of the caller's context: its slot priority
+        futures = [pool.submit(contextvars.copy_context().run, _train_job, j) for j in jobs]
     errors = [f.exception() for f in futures if f.exception() is not None]
     if errors:
         raise RuntimeError(f"{len(errors)} of {len(jobs)} trainings failed; first: {errors[0]}") from errors[0]
@@ -223,14 +197,24 @@ def predict_cached(config: str, checkpoint: str | Path, data_root: str | Path, m
     from visrc.pipeline import run_inference
 
     out_dir = prediction_dir(checkpoint, data_root, mode, split, foreign_root)
-    summary_path = out_dir / "summary.json"
+
+    def predict():
+        with slots.compute_slot():
+            return run_inference(config, checkpoint, data_root=data_root, out=out_dir / "results.json",
+                                 mode=mode, log=None, **split_files(split))
+
+    return computed_once(out_dir / "summary.json", predict, force)
+
+
+def computed_once(summary_path: Path, compute, force: bool = False) -> dict:
+    """The JSON at ``summary_path``; first, if it is missing (or ``force``), ``compute()`` makes it
+    (returning the summary, writing whatever else it keeps beside it) under a lock in its folder, so
+    notebooks asking at once compute it once and the others wait for it."""
     if summary_path.is_file() and not force:
         return read_json(summary_path)
-    with file_lock(out_dir / ".predict.lock"):       # another notebook may be predicting it right now
-        if summary_path.is_file() and not force:
+    with file_lock(summary_path.parent / ".compute.lock"):
+        if summary_path.is_file() and not force:           # another process made it meanwhile
             return read_json(summary_path)
-        with compute_slot():
-            summary = run_inference(config, checkpoint, data_root=data_root, out=out_dir / "results.json",
-                                    mode=mode, log=None, **split_files(split))
+        summary = compute()
         atomic_write_json(summary_path, summary, indent=2)
     return summary

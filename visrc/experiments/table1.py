@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from visrc.experiments.pretrain import init_label, resolve_init
+from visrc.experiments.pretrain import init_label, init_of
 from visrc.experiments.runs import predict_cached, train_many
 from visrc.experiments.tables import metrics_row, row_interval
 
@@ -218,7 +218,7 @@ def run_table1(data_root, seeds=(0,), rows=TABLE1_ROWS, train_epochs: int | None
     root = Path(data_root)
     trained = table1_settings(root, rows, msd_equal_compute)
     settings = [(row, config, opts, seed) for row, config, opts in trained for seed in seeds]
-    inits = {config: resolve_init(config, root, init, pretrain_epochs) for _, config, _ in trained}
+    inits = {config: init_of(config, root, init, pretrain_epochs) for _, config, _ in trained}
     checkpoints = train_many([dict(config=config, data_root=root, seed=seed, max_epochs=train_epochs,
                                    cfg_options=opts, init=inits[config])
                               for row, config, opts, seed in settings])

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from visrc.fileio import atomic_write_json, read_json
+from visrc.experiments.slots import CHAIN, slot_priority
 from visrc.paths import runs_dir
 
 Member = tuple[str, "str | Path"]   # (config, checkpoint)
@@ -76,7 +76,8 @@ def predict_scales_cached(config, checkpoint, data_root, scales: Sequence[float]
     ``split``, ``foreign_root``: see :func:`~visrc.experiments.runs.predict_cached` (None: the config's test
     split; a root the run did not train on, e.g. a longer valid split: folders named after it)."""
     from visrc.data.predictions import load_predictions
-    from visrc.experiments.runs import compute_slot, predict_cached, prediction_dir, split_files
+    from visrc.experiments.runs import computed_once, predict_cached, prediction_dir, split_files
+    from visrc.experiments.slots import compute_slot
     from visrc.pipeline import run_inference
 
     out = []
@@ -86,14 +87,13 @@ def predict_scales_cached(config, checkpoint, data_root, scales: Sequence[float]
                                      foreign_root=foreign_root)
         else:
             out_dir = prediction_dir(checkpoint, data_root, mode, split, foreign_root, tag=f"_scale{_scale_tag(s)}")
-            path = out_dir / "summary.json"
-            if path.is_file() and not force:
-                summary = read_json(path)
-            else:
+
+            def predict(out_dir=out_dir, s=s):
                 with compute_slot():
-                    summary = run_inference(config, checkpoint, data_root=data_root, out=out_dir / "results.json",
-                                            mode=mode, log=None, scale=float(s), **split_files(split))
-                atomic_write_json(path, summary, indent=2)
+                    return run_inference(config, checkpoint, data_root=data_root, out=out_dir / "results.json",
+                                         mode=mode, log=None, scale=float(s), **split_files(split))
+
+            summary = computed_once(out_dir / "summary.json", predict, force)
         out.append(load_predictions(summary["predictions"]))
     return out
 
@@ -110,13 +110,15 @@ def ensemble_models(members: Sequence[Member], data_root, scales: Sequence[float
     test split), tracked and evaluated (rules in the module docstring). One member with several scales
     is that model's multi-scale test; one member at one scale without ``refine`` is that model alone.
     ``foreign_root``: ``data_root`` is not the root the members trained on (their predictions are kept
-    apart, :func:`predict_scales_cached`). Cached in ``runs/ensembles/<hash>/``."""
+    apart, :func:`predict_scales_cached`). Cached in ``runs/ensembles/<hash>/``, made once when notebooks
+    ask for it at once (:func:`~visrc.experiments.runs.computed_once`)."""
     from visrc.data.predictions import load_predictions, save_predictions
     from visrc.data.ytvis import load_ytvis
     from visrc.ensemble.gae import ensemble_videos
     from visrc.ensemble.multiscale import merge_scales
     from visrc.evaluation.export import write_results
-    from visrc.experiments.runs import compute_slot, split_files
+    from visrc.experiments.runs import computed_once, split_files
+    from visrc.experiments.slots import compute_slot
     from visrc.models.config import config_classes, load_config
     from visrc.models.predictor import VideoPredictor
     from visrc.pipeline import config_tracking, split_paths, track_and_evaluate
@@ -134,33 +136,33 @@ def ensemble_models(members: Sequence[Member], data_root, scales: Sequence[float
     if split:                  # only then: the test split's ensembles keep their folders
         settings["split"] = split
     out_dir = runs_dir() / "ensembles" / f"ens{len(members)}-{_key(settings)}"
-    summary_path = out_dir / "summary.json"
-    if summary_path.is_file() and not force:
-        summary = read_json(summary_path)
-        return EnsembleResult(load_predictions(out_dir / "predictions.npz"), summary["metrics"], out_dir,
-                              members, root, summary, split)
+    made = {}
 
-    gt = load_ytvis(ann_path)
-    per_model = []
-    for config, ckpt in members:
-        per_scale = predict_scales_cached(config, ckpt, root, scales, split=split, foreign_root=foreign_root)
-        per_model.append(per_scale[0] if len(per_scale) == 1 else merge_scales(per_scale, iou_thr=iou_thr))
-    fns = None
-    with compute_slot():               # after the predictions' cache locks (see compute_slot)
-        if refine:
-            paths = {v["id"]: [str(img_root / f) for f in v["file_names"]] for v in gt["videos"]}
-            fns = [_proposal_fn(VideoPredictor.from_files(c, k), paths) for c, k in members]
-        fused = ensemble_videos(per_model, iou_thr=iou_thr, proposal_fns=fns) if (refine or len(members) > 1) \
-            else per_model[0]
-    default_tracking, default_mode = config_tracking(members[0][0])
-    results, evaluation = track_and_evaluate(fused, gt, classes.pop(), tracking or default_tracking, mode or default_mode)
-    metrics = evaluation.get("metrics", {})
-    save_predictions(fused, out_dir / "predictions.npz")
-    write_results(results, out_dir / "results.json", gt=gt)
-    summary = dict(settings, metrics=metrics, tracks=len(results), videos=len(fused),
-                   detections=int(sum(len(f) for v in fused for f in v.frames)))
-    atomic_write_json(summary_path, summary, indent=2)
-    return EnsembleResult(fused, metrics, out_dir, members, root, summary, split)
+    def fuse_track_evaluate() -> dict:
+        gt = load_ytvis(ann_path)
+        per_model = []
+        for config, ckpt in members:
+            per_scale = predict_scales_cached(config, ckpt, root, scales, split=split, foreign_root=foreign_root)
+            per_model.append(per_scale[0] if len(per_scale) == 1 else merge_scales(per_scale, iou_thr=iou_thr))
+        fns = None
+        with compute_slot():               # after the predictions' cache locks (see compute_slot)
+            if refine:
+                paths = {v["id"]: [str(img_root / f) for f in v["file_names"]] for v in gt["videos"]}
+                fns = [_proposal_fn(VideoPredictor.from_files(c, k), paths) for c, k in members]
+            fused = ensemble_videos(per_model, iou_thr=iou_thr, proposal_fns=fns) if (refine or len(members) > 1) \
+                else per_model[0]
+        default_tracking, default_mode = config_tracking(members[0][0])
+        results, evaluation = track_and_evaluate(fused, gt, classes.pop(), tracking or default_tracking,
+                                                 mode or default_mode)
+        save_predictions(fused, out_dir / "predictions.npz")
+        write_results(results, out_dir / "results.json", gt=gt)
+        made["fused"] = fused
+        return dict(settings, metrics=evaluation.get("metrics", {}), tracks=len(results), videos=len(fused),
+                    detections=int(sum(len(f) for v in fused for f in v.frames)))
+
+    summary = computed_once(out_dir / "summary.json", fuse_track_evaluate, force)
+    fused = made["fused"] if "fused" in made else load_predictions(out_dir / "predictions.npz")
+    return EnsembleResult(fused, summary["metrics"], out_dir, members, root, summary, split)
 
 
 # ------------------------------------------------------------------------------ the Table 2 rows
@@ -222,6 +224,7 @@ def ensemble_row(row: str, seed: int, ens: EnsembleResult, n_boot: int, **extra)
     return out
 
 
+@slot_priority(CHAIN)          # the ensemble and the pseudo-label networks wait for these models
 def ensemble_table(data_root, models=TABLE2_MODELS, seeds=(0,), train_epochs: int | None = None,
                    scales: Sequence[float] = (1.0,), iou_thr: float = 0.55, refine: bool = True,
                    init="pretrained", pretrain_epochs: int | None = None, mode: str | None = "bitrack",
@@ -230,12 +233,12 @@ def ensemble_table(data_root, models=TABLE2_MODELS, seeds=(0,), train_epochs: in
     rows: each model alone, then the Greedy Auto Ensemble of the models it selects on ``choice_split``
     (None: all models, no selection) at ``scales``, every row tracked with ``mode`` (the paper: BiTrack)
     and reported on the test split (notebook 04; notebook 05 calls it again and gets the same runs)."""
-    from visrc.experiments.pretrain import init_label, resolve_init
+    from visrc.experiments.pretrain import init_label, init_of
     from visrc.experiments.runs import train_many
 
     root = Path(data_root)
     names = [name for name, _ in models]
-    inits = {config: resolve_init(config, root, init, pretrain_epochs) for _, config in models}
+    inits = {config: init_of(config, root, init, pretrain_epochs) for _, config in models}
     settings = [(name, config, seed) for seed in seeds for name, config in models]
     checkpoints = train_many([dict(config=config, data_root=root, seed=seed, max_epochs=train_epochs,
                                    init=inits[config]) for name, config, seed in settings])
