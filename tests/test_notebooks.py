@@ -206,7 +206,7 @@ def test_notebook_executes_quick(nb, tmp_path, monkeypatch):
     assert not missing, f"declared but not written: {missing}"
 
 
-def test_reproduce_runs_side_by_side_and_respects_needs(monkeypatch, tmp_path):
+def test_reproduce_runs_every_notebook_side_by_side(monkeypatch, tmp_path, capsys):
     import threading
     import time
     from types import SimpleNamespace
@@ -228,11 +228,14 @@ def test_reproduce_runs_side_by_side_and_respects_needs(monkeypatch, tmp_path):
     names = ["01_a", "03_fails", "04_ensemble", "05_pseudo_label"]
     monkeypatch.setattr(reproduce, "notebooks", lambda: [tmp_path / f"{n}.ipynb" for n in names])
     monkeypatch.setattr(reproduce, "execute", fake_execute)
+    monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path / "runs"))
     rc = reproduce.run(SimpleNamespace(only=None, quick=True, quiet=True))
     assert rc == 1                                            # one notebook failed
     starts = [e for e in events if e[0] == "start"]
-    assert {s[1] for s in starts[:3]} == {"01_a", "03_fails", "04_ensemble"}   # side by side
-    assert events.index(("end", "04_ensemble")) < events.index(("start", "05_pseudo_label"))
+    assert [e[0] for e in events[:4]] == ["start"] * 4 and {s[1] for s in starts} == set(names)   # all at once:
+    # 05 reuses 04's models and ensembles through the locked caches, not by waiting for 04 to end
+    out = capsys.readouterr().out
+    assert "!! 03_fails failed: cell 3 failed" in out and "trainings: none (every run was cached)" in out
 
 
 def test_reproduce_param_parsing():
