@@ -15,6 +15,7 @@ def one_slot(tmp_path, monkeypatch):
     monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("VISRC_TRAIN_SLOTS", "1")
     monkeypatch.setattr(slots, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(slots, "HANDOFF_SECONDS", 0.2)
     return tmp_path
 
 
@@ -54,6 +55,20 @@ def test_a_free_slot_goes_to_the_highest_priority_waiter(one_slot):
         t.join(10)
     assert order == ["pretraining", "chain", "default"]
     assert not [p for p in (slots.runs_dir() / "locks" / "queue").iterdir()], "waiters left entries behind"
+
+
+def test_a_slot_freed_by_a_chain_run_is_kept_for_the_chains_next_request(one_slot, monkeypatch):
+    monkeypatch.setattr(slots, "HANDOFF_SECONDS", 2.0)
+    order = []
+    with slots.slot_priority(slots.CHAIN):
+        with slots.training_slot():                          # e.g. model B trains; other runs queue
+            low = _waiter(order, "default", slots.DEFAULT)
+            _queued(1)
+    time.sleep(0.3)                                          # B's notebook asks for its predictions a moment later
+    chain_next = _waiter(order, "chain's next", slots.CHAIN)
+    for t in (low, chain_next):
+        t.join(10)
+    assert order == ["chain's next", "default"]
 
 
 def test_a_dead_waiters_entry_does_not_block_and_is_removed(one_slot):

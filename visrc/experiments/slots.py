@@ -7,7 +7,9 @@ the pretrainings by every video model, Table 2's models by the ensemble, the ens
 pseudo-label networks. When slots go to waiters in arbitrary order, that chain can start last and
 leave one core idle at the end. So every waiter has a priority (:func:`slot_priority`, higher first),
 and a waiter does not take a free slot while a waiter of higher priority is queued; waiters of equal
-priority race as before. Priorities change the order of work, never its results.
+priority race as before. A slot freed by a run above the default priority is left to waiters above
+it for :data:`HANDOFF_SECONDS`, so the run that follows in the same chain, asked for a moment later, gets
+it. Priorities change the order of work, never its results.
 
 The queue is a folder of files, ``runs/locks/queue/<id>.p<level>``, one per waiting thread, each
 held under ``flock`` by its waiter: a waiter killed while waiting leaves an unlocked file, which the
@@ -38,6 +40,10 @@ PRETRAINING = 2
 
 POLL_SECONDS = 2.0
 """How often a waiter looks at the slots and the queue."""
+HANDOFF_SECONDS = 5.0
+"""How long a slot freed by a run above :data:`DEFAULT` stays reserved for waiters above it: the time
+the caller of a finished run needs to ask for the one that follows (pretraining -> video model, model
+-> its ensemble's predictions), which would otherwise find the slot taken by a waiter already polling."""
 
 _PRIORITY = contextvars.ContextVar("visrc_slot_priority", default=DEFAULT)
 _WISH_PREFIX = ".wanted-p"
@@ -150,7 +156,8 @@ def _alive(entry: Path) -> bool:
 def training_slot(run: Path | None = None):
     """Wait for one of :func:`training_slots` machine-wide slots at :func:`current_priority` (raised to
     :func:`wanted` ``(run)`` for a training), taking a free one only while no live waiter of higher
-    priority is queued; hold it for the body."""
+    priority is queued (and, at :data:`DEFAULT`, none that a run above it freed within
+    :data:`HANDOFF_SECONDS`); hold it for the body."""
     slots = [runs_dir() / "locks" / f"train_slot{i}.lock" for i in range(training_slots())]
     waiter = _Waiter(current_priority())
     try:
@@ -159,14 +166,32 @@ def training_slot(run: Path | None = None):
                 waiter.raise_to(wanted(run))
             if not waiter.outranked():
                 for slot in slots:
+                    if waiter.level == DEFAULT and _reserved(slot):
+                        continue
                     with file_lock(slot, blocking=False) as got:
                         if got:
                             waiter.leave()
-                            yield
+                            try:
+                                yield
+                            finally:
+                                if waiter.level > DEFAULT:
+                                    _handoff(slot).touch()      # its successor may be a moment away
                             return
             time.sleep(POLL_SECONDS)
     finally:
         waiter.leave()
+
+
+def _handoff(slot: Path) -> Path:
+    return slot.with_suffix(".handoff")
+
+
+def _reserved(slot: Path) -> bool:
+    """Whether ``slot`` was freed by a run above :data:`DEFAULT` less than :data:`HANDOFF_SECONDS` ago."""
+    try:
+        return time.time() - _handoff(slot).stat().st_mtime < HANDOFF_SECONDS
+    except FileNotFoundError:
+        return False
 
 
 _slot_depth = threading.local()
