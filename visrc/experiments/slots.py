@@ -166,10 +166,9 @@ def training_slot(run: Path | None = None):
                 waiter.raise_to(wanted(run))
             if not waiter.outranked():
                 for slot in slots:
-                    if waiter.level == DEFAULT and _reserved(slot):
-                        continue
                     with file_lock(slot, blocking=False) as got:
-                        if got:
+                        # read the reservation while holding the lock: its holder marks it before letting go
+                        if got and not (waiter.level == DEFAULT and _reserved(slot)):
                             waiter.leave()
                             try:
                                 yield
