@@ -179,29 +179,33 @@ def split_files(split: str | None) -> dict:
 
 
 def prediction_dir(checkpoint: str | Path, data_root: str | Path, mode: str = "forward", split: str | None = None,
-                   foreign_root: bool = False, tag: str = "") -> Path:
-    """Where a run's predictions of a split are kept: ``<checkpoint dir>/predict_<mode>[_<split>][<tag>]``,
-    with ``@<root folder name>`` added for a ``foreign_root`` (a root the run did not train on)."""
-    return Path(checkpoint).parent / (f"predict_{mode}" + (f"_{split}" if split else "") + tag
+                   foreign_root: bool = False, scale: float = 1.0) -> Path:
+    """Where a run's predictions of a split are kept: ``<checkpoint dir>/predict_<mode>[_<split>][_scale<s>]``
+    (``_scale0p75`` for a test scale other than 1), with ``@<root folder name>`` added for a
+    ``foreign_root`` (a root the run did not train on)."""
+    scale_tag = "" if float(scale) == 1.0 else "_scale" + f"{float(scale):g}".replace(".", "p")
+    return Path(checkpoint).parent / (f"predict_{mode}" + (f"_{split}" if split else "") + scale_tag
                                       + (f"@{Path(data_root).name}" if foreign_root else ""))
 
 
 def predict_cached(config: str, checkpoint: str | Path, data_root: str | Path, mode: str = "forward",
-                   force: bool = False, split: str | None = None, foreign_root: bool = False) -> dict:
+                   force: bool = False, split: str | None = None, foreign_root: bool = False,
+                   scale: float = 1.0) -> dict:
     """Run :func:`visrc.pipeline.run_inference` on a split once; return its summary (paths of
     ``results.json`` and the per-frame ``.npz``, frames/s, metrics when the split has GT).
     ``split``: a video split of the data root, e.g. ``"tune"`` where thresholds are chosen
     (:func:`split_files`); ``None``: the config's test split. ``foreign_root``: ``data_root`` is not
     the root the run trained on (e.g. a longer valid split), so its predictions are kept apart,
-    under the root's folder name."""
+    under the root's folder name. ``scale``: the test-time scale (multi-scale testing), in a folder of
+    its own (:func:`prediction_dir`)."""
     from visrc.pipeline import run_inference
 
-    out_dir = prediction_dir(checkpoint, data_root, mode, split, foreign_root)
+    out_dir = prediction_dir(checkpoint, data_root, mode, split, foreign_root, scale)
 
     def predict():
         with slots.compute_slot():
             return run_inference(config, checkpoint, data_root=data_root, out=out_dir / "results.json",
-                                 mode=mode, log=None, **split_files(split))
+                                 mode=mode, log=None, scale=float(scale), **split_files(split))
 
     return computed_once(out_dir / "summary.json", predict, force)
 

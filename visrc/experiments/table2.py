@@ -64,38 +64,18 @@ def _key(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def _scale_tag(scale: float) -> str:
-    return f"{float(scale):g}".replace(".", "p")
-
-
 def predict_scales_cached(config, checkpoint, data_root, scales: Sequence[float] = (1.0,), mode: str = "forward",
                           force: bool = False, split: str | None = None, foreign_root: bool = False) -> list[list]:
     """A split's per-frame predictions at every test scale -> ``[per scale: list of VideoPredictions]``,
-    all in original-image pixels. Scale 1 is :func:`visrc.experiments.runs.predict_cached`'s run (shared
-    with notebook 03); scale s is saved in ``<checkpoint dir>/predict_<mode>[_<split>]_scale<s>/``.
+    all in original-image pixels, each :func:`visrc.experiments.runs.predict_cached` once (scale 1 is the
+    run shared with notebook 03; scale s is saved in ``<checkpoint dir>/predict_<mode>[_<split>]_scale<s>/``).
     ``split``, ``foreign_root``: see :func:`~visrc.experiments.runs.predict_cached` (None: the config's test
     split; a root the run did not train on, e.g. a longer valid split: folders named after it)."""
     from visrc.data.predictions import load_predictions
-    from visrc.experiments.runs import computed_once, predict_cached, prediction_dir, split_files
-    from visrc.experiments.slots import compute_slot
-    from visrc.pipeline import run_inference
+    from visrc.experiments.runs import predict_cached
 
-    out = []
-    for s in scales:
-        if float(s) == 1.0:
-            summary = predict_cached(config, checkpoint, data_root, mode=mode, force=force, split=split,
-                                     foreign_root=foreign_root)
-        else:
-            out_dir = prediction_dir(checkpoint, data_root, mode, split, foreign_root, tag=f"_scale{_scale_tag(s)}")
-
-            def predict(out_dir=out_dir, s=s):
-                with compute_slot():
-                    return run_inference(config, checkpoint, data_root=data_root, out=out_dir / "results.json",
-                                         mode=mode, log=None, scale=float(s), **split_files(split))
-
-            summary = computed_once(out_dir / "summary.json", predict, force)
-        out.append(load_predictions(summary["predictions"]))
-    return out
+    return [load_predictions(predict_cached(config, checkpoint, data_root, mode=mode, force=force, split=split,
+                                            foreign_root=foreign_root, scale=s)["predictions"]) for s in scales]
 
 
 def _proposal_fn(predictor, paths: dict):
