@@ -30,7 +30,7 @@ changes; the plain run is repeated last to show the run-to-run spread:
 * ``channels_last``: the backbone's weights and input in ``torch.channels_last``;
 * ``logging``: ``LoggerHook`` every iteration, with mmengine's default visualiser (which writes
   ``scalars.json``) and with one without backends, to show the cost of one log line;
-* ``fast``: :class:`visrc.models.fast_train.FastTrainHook` (RoIAlign on numba kernels, foreach
+* ``fast``: :class:`visrc.models.fast_train.FastTrainHook` (RoIAlign and TCIS's DeformConv2d on numba kernels, foreach
   optimizer updates); the first iterations' losses are checked equal, bit for bit, to the plain
   run's for the same seed first (:func:`record_losses`).
 
@@ -467,7 +467,8 @@ def check_cached_batches(name: str, data_root: Path, n: int = 3, seed: int = 0) 
 def record_losses(name: str, iters: int, fast: bool, data_root: Path | None = None, seed: int = 0) -> dict:
     """The first ``iters`` training iterations of ``name`` (plain, or with the ``fast`` lever) for
     ``seed``: ``batches`` (the collated batches handed to ``train_step``), ``losses`` (the logged
-    loss dicts, floats) and ``replaced`` (the model's ``FastRoIAlign`` layers)."""
+    loss dicts, floats) and ``replaced`` (the model's ``FastRoIAlign`` and ``FastDeformConv2d`` layers
+    by class name)."""
     from visrc.data.toy import toy_root
     from visrc.models.train_cli import build_runner
 
@@ -490,7 +491,8 @@ def record_losses(name: str, iters: int, fast: bool, data_root: Path | None = No
                 runner.train()
         except _Done:
             pass
-        out["replaced"] = sum(type(m).__name__ == "FastRoIAlign" for m in runner.model.modules())
+        names = [type(m).__name__ for m in runner.model.modules()]
+        out["replaced"] = {k: names.count(k) for k in ("FastRoIAlign", "FastDeformConv2d")}
         return out
     finally:
         shutil.rmtree(cfg.work_dir, ignore_errors=True)

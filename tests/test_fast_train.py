@@ -54,20 +54,26 @@ def test_fast_roi_align_falls_back_and_replaces():
     assert use_fast_roi_align(model) == 0
 
 
-def _losses(fast: bool, iters: int = 2):
-    """The first ``iters`` batches and loss dicts of toy_baseline's training on the small toy."""
+def _losses(config: str, fast: bool, iters: int):
+    """The first ``iters`` batches and loss dicts of ``config``'s training on the small toy."""
     sys.path.insert(0, str(BENCH))
     from bench_train_profile import record_losses
-    return record_losses('toy_baseline', iters, fast=fast)
+    return record_losses(config, iters, fast=fast)
 
 
 def test_fast_training_same_batches_and_losses():
-    plain = _losses(False)
-    fast = _losses(True)
-    assert fast['replaced'] > 0 and plain['replaced'] == 0
+    """toy_tcis has both replaced ops (RoIAlign, TCIS's DeformConv2d); from the second iteration on
+    the losses depend on their backward."""
+    iters = 3
+    plain = _losses('toy_tcis', False, iters)
+    fast = _losses('toy_tcis', True, iters)
+    assert fast['replaced'] == {'FastRoIAlign': fast['replaced']['FastRoIAlign'], 'FastDeformConv2d': 1}
+    assert fast['replaced']['FastRoIAlign'] > 0
+    assert plain['replaced'] == {'FastRoIAlign': 0, 'FastDeformConv2d': 0}
     from bench_train_profile import batches_equal
     assert batches_equal(plain['batches'], fast['batches'])
-    assert len(plain['losses']) == len(fast['losses']) == 2
+    assert len(plain['losses']) == len(fast['losses']) == iters
+    assert any(loss['loss_mask_tcis'] > 0 for loss in plain['losses'])   # TCIS ran
     assert plain['losses'] == fast['losses']                # bitwise: float equality of every loss
     assert isinstance(FastTrainHook(), FastTrainHook)
 

@@ -14,7 +14,9 @@ and the losses stay the same)::
     custom_hooks = [..., dict(type='FastTrainHook')]
 
 Before training, the hook replaces each ``mmcv.ops.RoIAlign`` in the model by a
-:class:`FastRoIAlign` with the same settings, and, unless ``foreach=False``, lets the
+:class:`FastRoIAlign` with the same settings, makes each ``mmcv.ops.DeformConv2d`` (TCIS's) a
+:class:`visrc.models.fast_deform_conv.FastDeformConv2d` (same numbers, likewise), and, unless
+``foreach=False``, lets the
 optimizer update all parameters with torch's multi-tensor kernels (the same arithmetic per
 element). ``benchmarks/bench_train_profile.py --levers fast`` measures the gain.
 """
@@ -29,6 +31,8 @@ from mmengine.registry import HOOKS
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 from torch.nn.modules.utils import _pair
+
+from .fast_deform_conv import use_fast_deform_conv
 
 _F = np.float32
 
@@ -227,18 +231,21 @@ def use_foreach(optimizer) -> int:
 
 @HOOKS.register_module()
 class FastTrainHook(Hook):
-    """Before training: :func:`use_fast_roi_align` on the model and, with ``foreach``,
+    """Before training: :func:`use_fast_roi_align` and
+    :func:`visrc.models.fast_deform_conv.use_fast_deform_conv` on the model and, with ``foreach``,
     :func:`use_foreach` on the optimizer(s). Same losses, bit for bit (see the module docstring).
 
     Args:
         roi_align: replace mmcv's ``RoIAlign`` layers.
+        deform_conv: make mmcv's ``DeformConv2d`` layers (TCIS) :class:`FastDeformConv2d`.
         foreach: multi-tensor optimizer updates.
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, roi_align: bool = True, foreach: bool = True) -> None:
+    def __init__(self, roi_align: bool = True, deform_conv: bool = True, foreach: bool = True) -> None:
         self.roi_align = bool(roi_align)
+        self.deform_conv = bool(deform_conv)
         self.foreach = bool(foreach)
 
     def before_train(self, runner) -> None:
@@ -246,6 +253,8 @@ class FastTrainHook(Hook):
         parts = []
         if self.roi_align:
             parts.append(f'{use_fast_roi_align(model)} RoIAlign layers on numba kernels')
+        if self.deform_conv:
+            parts.append(f'{use_fast_deform_conv(model)} DeformConv2d layers on numba kernels')
         if self.foreach:
             wrappers = getattr(runner.optim_wrapper, 'optim_wrappers', None)
             wrappers = wrappers.values() if wrappers else [runner.optim_wrapper]

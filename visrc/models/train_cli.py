@@ -61,8 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                    help='override config entries, e.g. train_dataloader.batch_size=2')
     p.add_argument('--fast-kernels', action=argparse.BooleanOptionalAction, default=True,
-                   help='FastTrainHook: RoIAlign on numba kernels and foreach optimizer updates, the same '
-                        'numbers bit for bit as mmcv\'s op (default: on; --no-fast-kernels: mmcv\'s)')
+                   help='FastTrainHook: RoIAlign and DeformConv2d on numba kernels and foreach optimizer updates, '
+                        'the same numbers bit for bit as mmcv\'s ops (default: on; --no-fast-kernels: mmcv\'s)')
 
 
 def _parse_value(v: str):
