@@ -30,9 +30,9 @@ changes; the plain run is repeated last to show the run-to-run spread:
 * ``channels_last``: the backbone's weights and input in ``torch.channels_last``;
 * ``logging``: ``LoggerHook`` every iteration, with mmengine's default visualiser (which writes
   ``scalars.json``) and with one without backends, to show the cost of one log line;
-* ``fast``: :class:`visrc.models.fast_train.FastTrainHook` (RoIAlign and TCIS's DeformConv2d on numba kernels, foreach
-  optimizer updates); the first iterations' losses are checked equal, bit for bit, to the plain
-  run's for the same seed first (:func:`record_losses`).
+* ``fast``: :class:`visrc.models.fast_train.FastTrainHook` (RoIAlign and TCIS's DeformConv2d on
+  numba kernels, foreach optimizer updates); the first iterations' losses are checked equal, bit
+  for bit, to the plain run's for the same seed first (:func:`record_losses`).
 
 mmengine's console log of each run (config dump, log lines) goes to a buffer unless ``--verbose``.
 The runs do not change any config file: the levers are applied to the loaded Config or to the

@@ -67,8 +67,7 @@ def test_fast_training_same_batches_and_losses():
     iters = 3
     plain = _losses('toy_tcis', False, iters)
     fast = _losses('toy_tcis', True, iters)
-    assert fast['replaced'] == {'FastRoIAlign': fast['replaced']['FastRoIAlign'], 'FastDeformConv2d': 1}
-    assert fast['replaced']['FastRoIAlign'] > 0
+    assert fast['replaced']['FastDeformConv2d'] == 1 and fast['replaced']['FastRoIAlign'] > 0
     assert plain['replaced'] == {'FastRoIAlign': 0, 'FastDeformConv2d': 0}
     from bench_train_profile import batches_equal
     assert batches_equal(plain['batches'], fast['batches'])

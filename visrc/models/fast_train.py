@@ -16,9 +16,8 @@ and the losses stay the same)::
 Before training, the hook replaces each ``mmcv.ops.RoIAlign`` in the model by a
 :class:`FastRoIAlign` with the same settings, makes each ``mmcv.ops.DeformConv2d`` (TCIS's) a
 :class:`visrc.models.fast_deform_conv.FastDeformConv2d` (same numbers, likewise), and, unless
-``foreach=False``, lets the
-optimizer update all parameters with torch's multi-tensor kernels (the same arithmetic per
-element). ``benchmarks/bench_train_profile.py --levers fast`` measures the gain.
+``foreach=False``, lets the optimizer update all parameters with torch's multi-tensor kernels (the
+same arithmetic per element). ``benchmarks/bench_train_profile.py --levers fast`` measures the gain.
 """
 from __future__ import annotations
 
