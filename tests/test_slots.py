@@ -51,9 +51,11 @@ def test_a_free_slot_goes_to_the_highest_priority_waiter(one_slot):
         _queued(2)
         high = _waiter(order, "pretraining", slots.PRETRAINING)
         _queued(3)
-    for t in (low, mid, high):
+        serial = _waiter(order, "serial stage", slots.SERIAL_STAGE)
+        _queued(4)
+    for t in (low, mid, high, serial):
         t.join(10)
-    assert order == ["pretraining", "chain", "default"]
+    assert order == ["pretraining", "chain", "serial stage", "default"]
     assert not [p for p in (slots.runs_dir() / "locks" / "queue").iterdir()], "waiters left entries behind"
 
 
@@ -162,3 +164,22 @@ def test_init_of_defers_the_pretraining_to_the_caller_at_pretraining_priority(tm
     assert deferred() == tmp_path / "toy_pretrain_coco_swin.pth"
     assert calls == [("toy_pretrain_coco_swin", slots.PRETRAINING)]
     assert pretrain.init_of("toy_baseline", tmp_path, None)() is None
+
+
+def test_table1_rows_wait_above_default_and_below_the_chain(monkeypatch, tmp_path):
+    """Table 1's trainings (and the predictions after them) ask for slots at SERIAL_STAGE."""
+    from visrc.experiments import table1
+
+    seen = []
+
+    def fake_train_many(jobs):
+        seen.append(slots.current_priority())
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(table1, "train_many", fake_train_many)
+    monkeypatch.setattr(table1, "table1_settings", lambda root, rows, eq: [("baseline", "toy_baseline", None)])
+    monkeypatch.setattr(table1, "init_of", lambda *a, **k: None)
+    with pytest.raises(RuntimeError, match="stop here"):
+        table1.run_table1(tmp_path)
+    assert seen == [slots.SERIAL_STAGE] and slots.DEFAULT < slots.SERIAL_STAGE < slots.CHAIN
+    assert slots.current_priority() == slots.DEFAULT                  # restored after the call

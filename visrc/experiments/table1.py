@@ -22,6 +22,7 @@ from pathlib import Path
 
 from visrc.experiments.pretrain import init_label, init_of
 from visrc.experiments.runs import predict_cached, train_many
+from visrc.experiments.slots import SERIAL_STAGE, slot_priority
 from visrc.experiments.tables import metrics_row, row_interval
 
 # (row name, config) in the paper's order; each row adds one component to the row above
@@ -203,6 +204,7 @@ def table1_settings(data_root, rows=TABLE1_ROWS, msd_equal_compute: bool = True)
     return out
 
 
+@slot_priority(SERIAL_STAGE)   # the grids and intervals after the last row run on one core: start the rows early
 def run_table1(data_root, seeds=(0,), rows=TABLE1_ROWS, train_epochs: int | None = None,
                msd_equal_compute: bool = True, tracker_grid=TRACKER_GRID, merge_iou_grid=MERGE_IOU_GRID,
                init="pretrained", pretrain_epochs: int | None = None, choice_split: str = "tune",
