@@ -66,11 +66,26 @@ def test_a_slot_freed_by_a_chain_run_is_kept_for_the_chains_next_request(one_slo
         with slots.training_slot():                          # e.g. model B trains; other runs queue
             low = _waiter(order, "default", slots.DEFAULT)
             _queued(1)
+            serial = _waiter(order, "serial stage", slots.SERIAL_STAGE)    # e.g. a Table 1 row
+            _queued(2)
     time.sleep(0.3)                                          # B's notebook asks for its predictions a moment later
     chain_next = _waiter(order, "chain's next", slots.CHAIN)
-    for t in (low, chain_next):
+    for t in (low, serial, chain_next):
         t.join(10)
-    assert order == ["chain's next", "default"]
+    assert order == ["chain's next", "serial stage", "default"]
+
+
+def test_a_reservation_holds_only_against_lower_waiters(one_slot, monkeypatch):
+    monkeypatch.setattr(slots, "HANDOFF_SECONDS", 30.0)
+    slot = slots.runs_dir() / "locks" / "train_slot0.lock"
+    with slots.slot_priority(slots.SERIAL_STAGE):
+        with slots.training_slot():
+            pass
+    assert slots._reserved(slot, slots.DEFAULT) and not slots._reserved(slot, slots.SERIAL_STAGE)
+    with slots.slot_priority(slots.CHAIN):
+        with slots.training_slot():                          # a chain waiter is not held back by it
+            pass
+    assert slots._reserved(slot, slots.SERIAL_STAGE) and not slots._reserved(slot, slots.CHAIN)
 
 
 def test_a_dead_waiters_entry_does_not_block_and_is_removed(one_slot):

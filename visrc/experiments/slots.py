@@ -7,9 +7,9 @@ the pretrainings by every video model, Table 2's models by the ensemble, the ens
 pseudo-label networks. When slots go to waiters in arbitrary order, that chain can start last and
 leave one core idle at the end. So every waiter has a priority (:func:`slot_priority`, higher first),
 and a waiter does not take a free slot while a waiter of higher priority is queued; waiters of equal
-priority race as before. A slot freed by a run above the default priority is left to waiters above
-it for :data:`HANDOFF_SECONDS`, so the run that follows in the same chain, asked for a moment later, gets
-it. Priorities change the order of work, never its results.
+priority race as before. A slot freed by a run above the default priority is left to waiters of at
+least its priority for :data:`HANDOFF_SECONDS`, so the run that follows in the same chain, asked for a
+moment later, gets it. Priorities change the order of work, never its results.
 
 The queue is a folder of files, ``runs/locks/queue/<id>.p<level>``, one per waiting thread, each
 held under ``flock`` by its waiter: a waiter killed while waiting leaves an unlocked file, which the
@@ -45,9 +45,10 @@ PRETRAINING = 3
 POLL_SECONDS = 2.0
 """How often a waiter looks at the slots and the queue."""
 HANDOFF_SECONDS = 5.0
-"""How long a slot freed by a run above :data:`DEFAULT` stays reserved for waiters above it: the time
-the caller of a finished run needs to ask for the one that follows (pretraining -> video model, model
--> its ensemble's predictions), which would otherwise find the slot taken by a waiter already polling."""
+"""How long a slot freed by a run above :data:`DEFAULT` stays reserved for waiters of at least that run's
+priority: the time the caller of a finished run needs to ask for the one that follows (pretraining ->
+video model, model -> its ensemble's predictions), which would otherwise find the slot taken by a
+lower waiter already polling (e.g. a Table 1 row when model B ends)."""
 
 _PRIORITY = contextvars.ContextVar("visrc_slot_priority", default=DEFAULT)
 _WISH_PREFIX = ".wanted-p"
@@ -160,8 +161,8 @@ def _alive(entry: Path) -> bool:
 def training_slot(run: Path | None = None):
     """Wait for one of :func:`training_slots` machine-wide slots at :func:`current_priority` (raised to
     :func:`wanted` ``(run)`` for a training), taking a free one only while no live waiter of higher
-    priority is queued (and, at :data:`DEFAULT`, none that a run above it freed within
-    :data:`HANDOFF_SECONDS`); hold it for the body."""
+    priority is queued, and none that a run of higher priority freed within :data:`HANDOFF_SECONDS`;
+    hold it for the body."""
     slots = [runs_dir() / "locks" / f"train_slot{i}.lock" for i in range(training_slots())]
     waiter = _Waiter(current_priority())
     try:
@@ -172,13 +173,13 @@ def training_slot(run: Path | None = None):
                 for slot in slots:
                     with file_lock(slot, blocking=False) as got:
                         # read the reservation while holding the lock: its holder marks it before letting go
-                        if got and not (waiter.level == DEFAULT and _reserved(slot)):
+                        if got and not _reserved(slot, waiter.level):
                             waiter.leave()
                             try:
                                 yield
                             finally:
-                                if waiter.level > DEFAULT:
-                                    _handoff(slot).touch()      # its successor may be a moment away
+                                if waiter.level > DEFAULT:      # its successor may be a moment away
+                                    _handoff(slot).write_text(str(waiter.level))
                             return
             time.sleep(POLL_SECONDS)
     finally:
@@ -189,12 +190,19 @@ def _handoff(slot: Path) -> Path:
     return slot.with_suffix(".handoff")
 
 
-def _reserved(slot: Path) -> bool:
-    """Whether ``slot`` was freed by a run above :data:`DEFAULT` less than :data:`HANDOFF_SECONDS` ago."""
+def _reserved(slot: Path, level: int) -> bool:
+    """Whether ``slot`` was freed by a run of priority above ``level`` less than :data:`HANDOFF_SECONDS`
+    ago (read under the slot's lock: its holder writes the file before letting go)."""
+    mark = _handoff(slot)
     try:
-        return time.time() - _handoff(slot).stat().st_mtime < HANDOFF_SECONDS
+        if time.time() - mark.stat().st_mtime >= HANDOFF_SECONDS:
+            return False
+        freed_by = int(mark.read_text())
     except FileNotFoundError:
         return False
+    except ValueError:                   # not ours, or an older version's empty mark: "above the default"
+        freed_by = DEFAULT + 1
+    return freed_by > level
 
 
 _slot_depth = threading.local()
