@@ -1,17 +1,20 @@
-"""The price of pinned numerics: seconds per toy_baseline training iteration, pinned vs native.
+"""The price of pinned numerics: seconds per training iteration, pinned vs native (or vs one variable changed).
 
-    .venv/bin/python benchmarks/bench_numerics.py [--iters 6] [--rounds 3] [--batch 4]
+    .venv/bin/python benchmarks/bench_numerics.py [--config toy_baseline] [--against native]
+        [--iters 6] [--rounds 3] [--batch 4]
 
 Each measurement is a fresh process (the instruction-set variables only take effect at start-up):
 one with :func:`visrc.numerics.pinned_env` (1 thread, AVX2 kernels, ``MKL_CBWR``), one with the
 native environment a training gets with ``VISRC_NUMERICS=native`` (``cpu_count //
-VISRC_TRAIN_SLOTS`` threads, the machine's best kernels). Both train toy_baseline from the same
-initial weights on the same 4 key/reference video pairs of the small toy benchmark
-(``runs/data/toy_small_seed0``, generated on first use) and time forward + backward + SGD step
-after one warm-up iteration; rounds alternate the order so load from other processes spreads
-evenly. Prints the median seconds per iteration of each, their ratio (pinned / native: > 1 means
-pinned is slower), the kernels and threads each process reported, and whether the losses of
-repeated processes of one environment are bitwise equal.
+VISRC_TRAIN_SLOTS`` threads, the machine's best kernels), or with ``--against VAR=VALUE`` the
+pinned environment with that one variable changed (e.g. ``MKL_CBWR=AVX2``: what MKL's
+instruction-set branch alone costs). Both train ``--config``'s model (a video config whose train
+set is a video dataset, e.g. ``toy_swin``) from the same initial weights on the same 4
+key/reference video pairs of the small toy benchmark (``runs/data/toy_small_seed0``, generated on
+first use) and time forward + backward + SGD step after one warm-up iteration; rounds alternate
+the order so load from other processes spreads evenly. Prints the median seconds per iteration
+of each, their ratio (pinned / other: > 1 means pinned is slower), the kernels and threads each
+process reported, and whether the losses of repeated processes of one environment are bitwise equal.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _worker(data_root: str, iters: int, batch: int) -> dict:
+def _worker(config: str, data_root: str, iters: int, batch: int) -> dict:
     import tempfile
 
     import torch
@@ -39,7 +42,7 @@ def _worker(data_root: str, iters: int, batch: int) -> dict:
     from visrc.models.train_cli import prepare_config
 
     info = numerics.apply_in_process()
-    cfg = prepare_config("toy_baseline", data_root=data_root, work_dir=tempfile.mkdtemp())
+    cfg = prepare_config(config, data_root=data_root, work_dir=tempfile.mkdtemp())
     from mmdet.registry import MODELS
 
     set_random_seed(0)                       # python, numpy and torch
@@ -63,9 +66,9 @@ def _worker(data_root: str, iters: int, batch: int) -> dict:
     return dict(seconds=times, losses=losses, numerics=info)
 
 
-def _measure(env: dict, data_root: Path, iters: int, batch: int) -> dict:
+def _measure(env: dict, config: str, data_root: Path, iters: int, batch: int) -> dict:
     env = dict(env, PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, __file__, "--worker", str(data_root), str(iters), str(batch)],
+    out = subprocess.run([sys.executable, __file__, "--worker", config, str(data_root), str(iters), str(batch)],
                          env=env, capture_output=True, text=True)
     line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
     if out.returncode or not line:
@@ -76,14 +79,17 @@ def _measure(env: dict, data_root: Path, iters: int, batch: int) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="toy_baseline", help="a toy video config (default toy_baseline)")
+    p.add_argument("--against", default="native",
+                   help="'native' (default), or VAR=VALUE: the pinned environment with that variable changed")
     p.add_argument("--iters", type=int, default=6, help="timed iterations per process")
     p.add_argument("--rounds", type=int, default=3, help="processes per environment")
     p.add_argument("--batch", type=int, default=4, help="key/reference video pairs per iteration")
-    p.add_argument("--worker", nargs=3, metavar=("DATA_ROOT", "ITERS", "BATCH"), help=argparse.SUPPRESS)
+    p.add_argument("--worker", nargs=4, metavar=("CONFIG", "DATA_ROOT", "ITERS", "BATCH"), help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
-        root, iters, batch = a.worker
-        print("RESULT " + json.dumps(_worker(root, int(iters), int(batch))))
+        config, root, iters, batch = a.worker
+        print("RESULT " + json.dumps(_worker(config, root, int(iters), int(batch))))
         return 0
 
     sys.path.insert(0, str(REPO))
@@ -94,26 +100,33 @@ def main() -> int:
     root = toy_root("small")
     threads = native_threads()
     base = {k: v for k, v in os.environ.items() if k not in numerics.PINNED}
-    envs = {"pinned": numerics.pinned_env(base),
-            "native": numerics.subprocess_env(threads, dict(base, **{numerics.MODE_VARIABLE: "native"}))}
+    if a.against == "native":
+        other = numerics.subprocess_env(threads, dict(base, **{numerics.MODE_VARIABLE: "native"}))
+    else:
+        name, eq, value = a.against.partition("=")
+        if not eq or name not in numerics.PINNED:
+            p.error(f"--against {a.against!r}: expected 'native' or VAR=VALUE, VAR one of "
+                    f"{', '.join(numerics.PINNED)}")
+        other = dict(numerics.pinned_env(base), **{name: value})
+    envs = {"pinned": numerics.pinned_env(base), a.against: other}
     t_start = time.perf_counter()
     runs: dict[str, list[dict]] = {name: [] for name in envs}
     for r in range(a.rounds):
         for name in (list(envs) if r % 2 == 0 else list(envs)[::-1]):
-            runs[name].append(_measure(envs[name], root, a.iters, a.batch))
+            runs[name].append(_measure(envs[name], a.config, root, a.iters, a.batch))
 
     med = {name: statistics.median(s for r in rs for s in r["seconds"]) for name, rs in runs.items()}
-    print(f"toy_baseline training on the small toy preset, batch {a.batch}: median of {a.iters} iterations x "
+    print(f"{a.config} training on the small toy preset, batch {a.batch}: median of {a.iters} iterations x "
           f"{a.rounds} processes per environment; {os.cpu_count()} cores, VISRC_TRAIN_SLOTS={training_slots()}")
     for name, rs in runs.items():
         info = rs[0]["numerics"]
         same = all(r["losses"] == rs[0]["losses"] for r in rs)
-        print(f"  {name:<7} {med[name]:7.3f} s/iter  ({info['torch_threads']} thread(s), {info['cpu_capability']} "
+        print(f"  {name:<14} {med[name]:7.3f} s/iter  ({info['torch_threads']} thread(s), {info['cpu_capability']} "
               f"kernels, MKL_CBWR={info['variables']['MKL_CBWR']}; losses of its {len(rs)} processes "
               f"{'bitwise equal' if same else 'DIFFER'}; last loss {rs[0]['losses'][-1]!r})")
-    print(f"  ratio pinned / native: {med['pinned'] / med['native']:.3f}  (> 1: pinned is slower)")
-    same_across = runs["pinned"][0]["losses"] == runs["native"][0]["losses"]
-    print(f"  pinned and native losses {'bitwise equal' if same_across else 'differ'} on this machine "
+    print(f"  ratio pinned / {a.against}: {med['pinned'] / med[a.against]:.3f}  (> 1: pinned is slower)")
+    same_across = runs["pinned"][0]["losses"] == runs[a.against][0]["losses"]
+    print(f"  pinned and {a.against} losses {'bitwise equal' if same_across else 'differ'} on this machine "
           f"({runs['pinned'][0]['numerics']['cpu']}); wall time {time.perf_counter() - t_start:.0f} s")
     return 0
 
