@@ -34,9 +34,9 @@ from visrc.paths import runs_dir
 DEFAULT = 0
 """The priority of a computation nobody waits on but its own notebook's short last step."""
 SERIAL_STAGE = 1
-"""Runs that a long stage on one core follows: Table 1's rows, after all of which its notebook chooses
-the association and the merge IoU on ``tune`` and computes the bootstrap intervals. Ahead of the
-:data:`DEFAULT` runs, so that stage overlaps the remaining trainings instead of ending the job alone."""
+"""Runs that a long stage on one core follows: Table 1's rows, after all of which its notebook predicts
+every row's ``tune`` and ``valid`` splits, one after another, and then chooses its thresholds. Ahead of
+the :data:`DEFAULT` runs, so that stage overlaps the remaining trainings instead of ending the job alone."""
 CHAIN = 2
 """Work a later stage waits on: Table 2's models, their ensemble and the pseudo-label networks after it."""
 PRETRAINING = 3

@@ -204,7 +204,7 @@ def table1_settings(data_root, rows=TABLE1_ROWS, msd_equal_compute: bool = True)
     return out
 
 
-@slot_priority(SERIAL_STAGE)   # the grids and intervals after the last row run on one core: start the rows early
+@slot_priority(SERIAL_STAGE)   # the predictions after the last row run one after another: start the rows early
 def run_table1(data_root, seeds=(0,), rows=TABLE1_ROWS, train_epochs: int | None = None,
                msd_equal_compute: bool = True, tracker_grid=TRACKER_GRID, merge_iou_grid=MERGE_IOU_GRID,
                init="pretrained", pretrain_epochs: int | None = None, choice_split: str = "tune",
