@@ -97,7 +97,6 @@ def main() -> int:
     from visrc.data.toy import toy_root
     from visrc.experiments.slots import native_threads, training_slots
 
-    root = toy_root("small")
     threads = native_threads()
     base = {k: v for k, v in os.environ.items() if k not in numerics.PINNED}
     if a.against == "native":
@@ -109,6 +108,7 @@ def main() -> int:
                     f"{', '.join(numerics.PINNED)}")
         other = dict(numerics.pinned_env(base), **{name: value})
     envs = {"pinned": numerics.pinned_env(base), a.against: other}
+    root = toy_root("small")                 # after the arguments are checked: generated on first use
     t_start = time.perf_counter()
     runs: dict[str, list[dict]] = {name: [] for name in envs}
     for r in range(a.rounds):
