@@ -7,8 +7,8 @@ Each measurement is a fresh process (the instruction-set variables only take eff
 one with :func:`visrc.numerics.pinned_env` (1 thread, AVX2 kernels, ``MKL_CBWR``), one with the
 native environment a training gets with ``VISRC_NUMERICS=native`` (``cpu_count //
 VISRC_TRAIN_SLOTS`` threads, the machine's best kernels), or with ``--against VAR=VALUE`` the
-pinned environment with that one variable changed (e.g. ``MKL_CBWR=AVX2``: what MKL's
-instruction-set branch alone costs). Both train ``--config``'s model (a video config whose train
+pinned environment with that one variable changed (e.g. ``MKL_CBWR=COMPATIBLE`` on an Intel CPU,
+where the pinned branch is ``AVX2``: what MKL's code branch alone costs). Both train ``--config``'s model (a video config whose train
 set is a video dataset, e.g. ``toy_swin``) from the same initial weights on the same 4
 key/reference video pairs of the small toy benchmark (``runs/data/toy_small_seed0``, generated on
 first use) and time forward + backward + SGD step after one warm-up iteration; rounds alternate

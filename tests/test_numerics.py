@@ -71,6 +71,28 @@ def test_describe_a_pinned_process_and_an_unpinned_one():
     assert "depend on the machine" in native[1]
 
 
+INTEL = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 avx avx2 fma\n"
+
+
+def test_mkl_branch_is_avx2_on_intel_with_avx2_and_compatible_elsewhere():
+    assert numerics.mkl_branch(INTEL) == "AVX2"
+    assert numerics.mkl_branch(INTEL + "\nprocessor\t: 1\nvendor_id\t: AuthenticAMD\n") == "AVX2"   # first block
+    assert numerics.mkl_branch(INTEL.replace("GenuineIntel", "AuthenticAMD")) == "COMPATIBLE"
+    assert numerics.mkl_branch(INTEL.replace(" avx2", "")) == "COMPATIBLE"          # an Intel CPU without AVX2
+    assert numerics.mkl_branch(INTEL.replace("avx2 fma", "avx2_vnni")) == "COMPATIBLE"  # a flag is a whole word
+    assert numerics.mkl_branch("") == "COMPATIBLE"
+    assert numerics.PINNED["MKL_CBWR"] == numerics.mkl_branch()
+
+
+def test_a_pinned_process_matrix_product_takes_the_pinned_mkl_branch():
+    # MKL_VERBOSE prints the branch MKL actually took (CNR:...); on a CPU where MKL cannot take it, it says so.
+    probe = "import torch; a = torch.ones(64, 64); print(float((a @ a).sum()))"
+    env = dict(numerics.pinned_env(), MKL_VERBOSE="1")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    branches = {word for word in (out.stdout + out.stderr).split() if word.startswith("CNR:")}
+    assert branches == {"CNR:" + numerics.PINNED["MKL_CBWR"]}
+
+
 def test_shell_exports():
     out = subprocess.run([sys.executable, "-m", "visrc.numerics"], cwd=REPO, capture_output=True, text=True,
                          check=True).stdout

@@ -17,11 +17,14 @@ for a reason not yet found (README "Numeric environment"). Two modes, chosen by
     - ``ONEDNN_MAX_CPU_ISA=AVX2``: oneDNN's JIT kernels (the convolutions);
     - ``ONEDNN_DEFAULT_FPMATH_MODE=STRICT``: oneDNN keeps full fp32 math (its default, pinned
       against a user's environment);
-    - ``MKL_CBWR=COMPATIBLE``: MKL's code branch (conditional numerical reproducibility) for the
-      matrix products of linear layers and of some convolutions. ``AVX2`` is honoured on Intel
-      CPUs only: on other vendors' CPUs MKL falls back to its ``AUTO`` branch without a word
-      (``MKL_VERBOSE=1`` prints ``CNR:AUTO``); ``COMPATIBLE`` is the branch MKL documents as
-      giving the same results on Intel and non-Intel CPUs;
+    - ``MKL_CBWR``: MKL's code branch (conditional numerical reproducibility) for the matrix
+      products of linear layers and of some convolutions, :func:`mkl_branch`: ``AVX2`` on an Intel
+      CPU with AVX2, ``COMPATIBLE`` elsewhere. MKL honours ``AVX2`` on Intel CPUs only (on other
+      vendors' CPUs it falls back to its ``AUTO`` branch without a word: ``MKL_VERBOSE=1`` prints
+      ``CNR:AUTO``), and there ``COMPATIBLE``, its vendor-neutral branch, is the fixed one. On
+      Intel, ``COMPATIBLE``'s matrix products are far slower than ``AVX2``'s
+      (``benchmarks/bench_numerics.py --against MKL_CBWR=COMPATIBLE``); numbers are kept per CPU
+      model anyway (README "Numeric environment"), so the branch may differ by vendor;
     - ``PYTHONHASHSEED=0``: the iteration order of sets of strings.
 
     The instruction-set variables are read once, when torch, oneDNN and MKL start: they take effect
@@ -57,16 +60,38 @@ DEFAULT_MODE = "pinned"
 THREADS = 1
 """torch / OpenMP / MKL threads per process in pinned mode: independent of the core count."""
 
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def mkl_branch(cpuinfo: str | None = None) -> str:
+    """MKL's code branch for pinned processes, from ``cpuinfo`` (default ``/proc/cpuinfo``):
+    ``AVX2`` when the first processor is a ``GenuineIntel`` with the ``avx2`` flag, ``COMPATIBLE``
+    otherwise (other vendors, no AVX2, or no ``/proc/cpuinfo``)."""
+    fields: dict[str, str] = {}
+    for line in (_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
+        if not line.strip():
+            break                                   # the first processor's block is enough
+        key, _, value = line.partition(":")
+        fields[key.strip().lower()] = value.strip()
+    intel = fields.get("vendor_id") == "GenuineIntel"
+    return "AVX2" if intel and "avx2" in fields.get("flags", "").split() else "COMPATIBLE"
+
+
 PINNED: dict[str, str] = {
     "OMP_NUM_THREADS": str(THREADS),
     "MKL_NUM_THREADS": str(THREADS),
     "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "ONEDNN_DEFAULT_FPMATH_MODE": "STRICT",
-    "MKL_CBWR": "COMPATIBLE",
+    "MKL_CBWR": mkl_branch(),
     "PYTHONHASHSEED": "0",
 }
-"""The environment of a pinned process (see the module docstring)."""
+"""The environment of a pinned process on this machine (see the module docstring)."""
 
 REPORT_FILE = "numerics.json"
 """Written by ``visrc train`` into its work directory: :func:`describe` of the training process."""
@@ -147,12 +172,9 @@ def apply_in_process() -> dict:
 
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    for line in _cpuinfo().splitlines():
+        if line.lower().startswith("model name"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 
