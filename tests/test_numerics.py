@@ -81,7 +81,24 @@ def test_mkl_branch_is_avx2_on_intel_with_avx2_and_compatible_elsewhere():
     assert numerics.mkl_branch(INTEL.replace(" avx2", "")) == "COMPATIBLE"          # an Intel CPU without AVX2
     assert numerics.mkl_branch(INTEL.replace("avx2 fma", "avx2_vnni")) == "COMPATIBLE"  # a flag is a whole word
     assert numerics.mkl_branch("") == "COMPATIBLE"
-    assert numerics.PINNED["MKL_CBWR"] == numerics.mkl_branch()
+    assert numerics.PINNED["MKL_CBWR"] == numerics.pinned_mkl_branch()
+
+
+def test_mkl_branch_override_takes_compatible_or_this_cpus_branch_only():
+    assert numerics.pinned_mkl_branch({}) == numerics.mkl_branch()
+    assert numerics.pinned_mkl_branch({"VISRC_MKL_CBWR": "compatible"}) == "COMPATIBLE"
+    assert numerics.pinned_mkl_branch({"VISRC_MKL_CBWR": numerics.mkl_branch()}) == numerics.mkl_branch()
+    for value in ("AUTO", "AVX512", "fast"):
+        with pytest.raises(ValueError, match="VISRC_MKL_CBWR"):
+            numerics.pinned_mkl_branch({"VISRC_MKL_CBWR": value})
+    # A child started with the override pins COMPATIBLE, reports itself pinned, and gets other runs' key.
+    probe = "import json, visrc.numerics as n; print(json.dumps([n.PINNED, n.cache_key(), n.started_pinned()]))"
+    env = dict(numerics.pinned_env(), VISRC_MKL_CBWR="COMPATIBLE", MKL_CBWR="COMPATIBLE",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    pinned, key, missing = json.loads(subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                                                     text=True, check=True).stdout)
+    assert pinned["MKL_CBWR"] == "COMPATIBLE" and missing == []
+    assert (key == numerics.cache_key()) == (numerics.mkl_branch() == "COMPATIBLE")
 
 
 def test_a_pinned_process_matrix_product_takes_the_pinned_mkl_branch():

@@ -24,7 +24,9 @@ for a reason not yet found (README "Numeric environment"). Two modes, chosen by
       ``CNR:AUTO``), and there ``COMPATIBLE``, its vendor-neutral branch, is the fixed one. On
       Intel, ``COMPATIBLE``'s matrix products are far slower than ``AVX2``'s
       (``benchmarks/bench_numerics.py --against MKL_CBWR=COMPATIBLE``); numbers are kept per CPU
-      model anyway (README "Numeric environment"), so the branch may differ by vendor;
+      model anyway (README "Numeric environment"), so the branch may differ by vendor.
+      ``VISRC_MKL_CBWR=COMPATIBLE`` (:func:`pinned_mkl_branch`) pins the vendor-neutral branch
+      on an Intel CPU too, for numbers made with it; it is part of the run cache's key like the rest;
     - ``PYTHONHASHSEED=0``: the iteration order of sets of strings.
 
     The instruction-set variables are read once, when torch, oneDNN and MKL start: they take effect
@@ -82,13 +84,28 @@ def mkl_branch(cpuinfo: str | None = None) -> str:
     return "AVX2" if intel and "avx2" in fields.get("flags", "").split() else "COMPATIBLE"
 
 
+MKL_BRANCH_VARIABLE = "VISRC_MKL_CBWR"
+
+
+def pinned_mkl_branch(environ: Mapping[str, str] | None = None) -> str:
+    """The ``MKL_CBWR`` of pinned processes: :func:`mkl_branch`, or ``VISRC_MKL_CBWR`` where set to
+    ``COMPATIBLE`` (the vendor-neutral branch, on any CPU: it regenerates numbers made with it on an
+    Intel CPU) or to this CPU's own branch. Other values are refused: a branch MKL cannot take here
+    would fall back to ``AUTO``, which is not fixed."""
+    value = (os.environ if environ is None else environ).get(MKL_BRANCH_VARIABLE, "").strip().upper()
+    allowed = sorted({"COMPATIBLE", mkl_branch()})
+    if value and value not in allowed:
+        raise ValueError(f"{MKL_BRANCH_VARIABLE}={value!r}: expected one of {', '.join(allowed)} on this CPU")
+    return value or mkl_branch()
+
+
 PINNED: dict[str, str] = {
     "OMP_NUM_THREADS": str(THREADS),
     "MKL_NUM_THREADS": str(THREADS),
     "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "ONEDNN_DEFAULT_FPMATH_MODE": "STRICT",
-    "MKL_CBWR": mkl_branch(),
+    "MKL_CBWR": pinned_mkl_branch(),
     "PYTHONHASHSEED": "0",
 }
 """The environment of a pinned process on this machine (see the module docstring)."""
