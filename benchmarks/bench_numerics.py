@@ -1,4 +1,4 @@
-"""The price of pinned numerics: seconds per training iteration, pinned vs native (or vs one variable changed).
+"""The price of pinned numerics: seconds per training iteration, pinned vs native (or vs some variables changed).
 
     .venv/bin/python benchmarks/bench_numerics.py [--config toy_baseline] [--against native]
         [--iters 6] [--rounds 3] [--batch 4]
@@ -6,8 +6,8 @@
 Each measurement is a fresh process (the instruction-set variables only take effect at start-up):
 one with :func:`visrc.numerics.pinned_env` (1 thread, AVX2 kernels, ``MKL_CBWR``), one with the
 native environment a training gets with ``VISRC_NUMERICS=native`` (``cpu_count //
-VISRC_TRAIN_SLOTS`` threads, the machine's best kernels), or with ``--against VAR=VALUE`` the
-pinned environment with that one variable changed (e.g. ``MKL_CBWR=COMPATIBLE`` on an Intel CPU,
+VISRC_TRAIN_SLOTS`` threads, the machine's best kernels), or with ``--against VAR=VALUE[,VAR=VALUE...]``
+the pinned environment with those variables changed (e.g. ``MKL_CBWR=COMPATIBLE`` on an Intel CPU,
 where the pinned branch is ``AVX2``: what MKL's code branch alone costs). Both train ``--config``'s model (a video config whose train
 set is a video dataset, e.g. ``toy_swin``) from the same initial weights on the same 4
 key/reference video pairs of the small toy benchmark (``runs/data/toy_small_seed0``, generated on
@@ -81,7 +81,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="toy_baseline", help="a toy video config (default toy_baseline)")
     p.add_argument("--against", default="native",
-                   help="'native' (default), or VAR=VALUE: the pinned environment with that variable changed")
+                   help="'native' (default), or VAR=VALUE[,VAR=VALUE...]: the pinned environment with those variables changed")
     p.add_argument("--iters", type=int, default=6, help="timed iterations per process")
     p.add_argument("--rounds", type=int, default=3, help="processes per environment")
     p.add_argument("--batch", type=int, default=4, help="key/reference video pairs per iteration")
@@ -102,11 +102,14 @@ def main() -> int:
     if a.against == "native":
         other = numerics.subprocess_env(threads, dict(base, **{numerics.MODE_VARIABLE: "native"}))
     else:
-        name, eq, value = a.against.partition("=")
-        if not eq or name not in numerics.PINNED:
-            p.error(f"--against {a.against!r}: expected 'native' or VAR=VALUE, VAR one of "
-                    f"{', '.join(numerics.PINNED)}")
-        other = dict(numerics.pinned_env(base), **{name: value})
+        changes = {}
+        for item in a.against.split(","):
+            name, eq, value = item.strip().partition("=")
+            if not eq or name not in numerics.PINNED:
+                p.error(f"--against {a.against!r}: expected 'native' or VAR=VALUE[,VAR=VALUE...], VAR one of "
+                        f"{', '.join(numerics.PINNED)}")
+            changes[name] = value
+        other = dict(numerics.pinned_env(base), **changes)
     envs = {"pinned": numerics.pinned_env(base), a.against: other}
     root = toy_root("small")                 # after the arguments are checked: generated on first use
     t_start = time.perf_counter()
@@ -122,7 +125,7 @@ def main() -> int:
         info = rs[0]["numerics"]
         same = all(r["losses"] == rs[0]["losses"] for r in rs)
         print(f"  {name:<14} {med[name]:7.3f} s/iter  ({info['torch_threads']} thread(s), {info['cpu_capability']} "
-              f"kernels, MKL_CBWR={info['variables']['MKL_CBWR']}; losses of its {len(rs)} processes "
+              f"kernels, oneDNN ISA {info['variables']['ONEDNN_MAX_CPU_ISA']}, MKL_CBWR={info['variables']['MKL_CBWR']}; losses of its {len(rs)} processes "
               f"{'bitwise equal' if same else 'DIFFER'}; last loss {rs[0]['losses'][-1]!r})")
     print(f"  ratio pinned / {a.against}: {med['pinned'] / med[a.against]:.3f}  (> 1: pinned is slower)")
     same_across = runs["pinned"][0]["losses"] == runs[a.against][0]["losses"]

@@ -22,7 +22,8 @@ def test_pinned_env_overrides_the_base_and_keeps_the_rest():
     assert env["PATH"] == "/usr/bin" and env["VISRC_NUMERICS"] == "pinned"
     assert {k: env[k] for k in numerics.PINNED} == numerics.PINNED
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == str(numerics.THREADS) == "1"
-    assert env["ATEN_CPU_CAPABILITY"] == "avx2" and env["PYTHONHASHSEED"] == "0"
+    assert env["ATEN_CPU_CAPABILITY"] == numerics.kernel_variables(numerics.KERNELS)["ATEN_CPU_CAPABILITY"]
+    assert env["PYTHONHASHSEED"] == "0"
     assert base["OMP_NUM_THREADS"] == "8"                          # the base is not modified
     assert numerics.started_pinned(env) == []
     assert numerics.started_pinned(base) == [f"{k}={base.get(k, '<unset>')}" for k in numerics.PINNED
@@ -53,9 +54,9 @@ def test_describe_a_pinned_process_and_an_unpinned_one():
     assert set(info) == {"mode", "variables", "missing", "torch", "torch_threads", "cpu_capability", "cpu"}
     assert info["mode"] == "pinned" and info["missing"] == [] and info["variables"] == numerics.PINNED
     assert info["torch_threads"] == 1 and info["torch"] == torch.__version__ and info["cpu"]
-    if "avx2" in Path("/proc/cpuinfo").read_text():
-        assert info["cpu_capability"] == "AVX2"
-    assert "machine-independent" in pinned[1]
+    if "avx2" in numerics.supported_kernels():         # without AVX2, ATen runs its default kernels
+        assert info["cpu_capability"] == numerics.PINNED["ATEN_CPU_CAPABILITY"].upper()
+    assert f"repeatable on this CPU model (VISRC_KERNELS={numerics.KERNELS})" in pinned[1]
 
     loose = subprocess.run([sys.executable, "-c", probe], env=dict(env, OMP_NUM_THREADS="2"), capture_output=True,
                            text=True, check=True).stdout.splitlines()
@@ -71,34 +72,49 @@ def test_describe_a_pinned_process_and_an_unpinned_one():
     assert "depend on the machine" in native[1]
 
 
-INTEL = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 avx avx2 fma\n"
+AVX2_FLAGS = "fpu sse2 avx avx2 fma"
+AVX512_FLAGS = AVX2_FLAGS + " avx512f avx512dq avx512cd avx512bw avx512vl"
 
 
-def test_mkl_branch_is_avx2_on_intel_with_avx2_and_compatible_elsewhere():
-    assert numerics.mkl_branch(INTEL) == "AVX2"
-    assert numerics.mkl_branch(INTEL + "\nprocessor\t: 1\nvendor_id\t: AuthenticAMD\n") == "AVX2"   # first block
-    assert numerics.mkl_branch(INTEL.replace("GenuineIntel", "AuthenticAMD")) == "COMPATIBLE"
-    assert numerics.mkl_branch(INTEL.replace(" avx2", "")) == "COMPATIBLE"          # an Intel CPU without AVX2
-    assert numerics.mkl_branch(INTEL.replace("avx2 fma", "avx2_vnni")) == "COMPATIBLE"  # a flag is a whole word
-    assert numerics.mkl_branch("") == "COMPATIBLE"
-    assert numerics.PINNED["MKL_CBWR"] == numerics.pinned_mkl_branch()
+def _cpuinfo(vendor="GenuineIntel", flags=AVX512_FLAGS):
+    return f"processor\t: 0\nvendor_id\t: {vendor}\nmodel name\t: Some CPU\nflags\t\t: {flags}\n"
 
 
-def test_mkl_branch_override_takes_compatible_or_this_cpus_branch_only():
-    assert numerics.pinned_mkl_branch({}) == numerics.mkl_branch()
-    assert numerics.pinned_mkl_branch({"VISRC_MKL_CBWR": "compatible"}) == "COMPATIBLE"
-    assert numerics.pinned_mkl_branch({"VISRC_MKL_CBWR": numerics.mkl_branch()}) == numerics.mkl_branch()
-    for value in ("AUTO", "AVX512", "fast"):
-        with pytest.raises(ValueError, match="VISRC_MKL_CBWR"):
-            numerics.pinned_mkl_branch({"VISRC_MKL_CBWR": value})
-    # A child started with the override pins COMPATIBLE, reports itself pinned, and gets other runs' key.
-    probe = "import json, visrc.numerics as n; print(json.dumps([n.PINNED, n.cache_key(), n.started_pinned()]))"
-    env = dict(numerics.pinned_env(), VISRC_MKL_CBWR="COMPATIBLE", MKL_CBWR="COMPATIBLE",
-               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    pinned, key, missing = json.loads(subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
-                                                     text=True, check=True).stdout)
-    assert pinned["MKL_CBWR"] == "COMPATIBLE" and missing == []
-    assert (key == numerics.cache_key()) == (numerics.mkl_branch() == "COMPATIBLE")
+def test_kernel_profile_is_the_widest_the_cpu_runs_and_mkl_compatible_off_intel():
+    assert numerics.supported_kernels(_cpuinfo()) == ["avx512", "avx2", "compatible"]
+    assert numerics.supported_kernels(_cpuinfo(flags=AVX2_FLAGS)) == ["avx2", "compatible"]
+    assert numerics.supported_kernels(_cpuinfo(flags="fpu sse2 avx")) == ["compatible"]
+    assert numerics.supported_kernels(_cpuinfo(flags=AVX2_FLAGS + " avx512f")) == ["avx2", "compatible"]  # whole set
+    assert numerics.supported_kernels("") == ["compatible"]
+    two = _cpuinfo() + "\nprocessor\t: 1\nflags\t\t: fpu\n"                   # the first block decides
+    assert numerics.kernels({}, two) == "avx512"
+    assert numerics.kernels({"VISRC_KERNELS": "AVX2"}, _cpuinfo()) == "avx2"
+    assert numerics.kernels({"VISRC_KERNELS": "compatible"}, _cpuinfo(flags="")) == "compatible"
+    with pytest.raises(ValueError, match="VISRC_KERNELS='avx512': this CPU runs avx2, compatible"):
+        numerics.kernels({"VISRC_KERNELS": "avx512"}, _cpuinfo(flags=AVX2_FLAGS))
+    with pytest.raises(ValueError, match="profiles: avx512, avx2, compatible"):
+        numerics.kernels({"VISRC_KERNELS": "fast"}, _cpuinfo())
+    intel = numerics.kernel_variables("avx512", _cpuinfo())
+    assert intel == {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_CBWR": "AVX512"}
+    amd = numerics.kernel_variables("avx512", _cpuinfo("AuthenticAMD"))
+    assert amd == dict(intel, MKL_CBWR="COMPATIBLE")     # MKL's other branches are Intel's only
+    assert numerics.kernel_variables("compatible", _cpuinfo()) == {
+        "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE"}
+    assert {k: numerics.PINNED[k] for k in intel} == numerics.kernel_variables(numerics.KERNELS)
+    assert numerics.reference_slug() == f"{numerics.cpu_slug()}-{numerics.KERNELS}"
+
+
+def test_a_child_started_with_visrc_kernels_pins_that_profile_and_keys_its_runs_apart():
+    probe = "import json, visrc.numerics as n; print(json.dumps([n.KERNELS, n.PINNED, n.cache_key(), n.started_pinned()]))"
+    base = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    base.pop("VISRC_KERNELS", None)
+    env = dict(base, VISRC_KERNELS="compatible", **numerics.kernel_variables("compatible"))
+    env.update({k: v for k, v in numerics.pinned_env(base).items() if k not in numerics.KERNEL_PROFILES["compatible"]})
+    profile, pinned, key, missing = json.loads(subprocess.run([sys.executable, "-c", probe], env=env,
+                                                              capture_output=True, text=True, check=True).stdout)
+    assert profile == "compatible" and missing == []
+    assert {k: pinned[k] for k in numerics.KERNEL_PROFILES["compatible"]} == numerics.kernel_variables("compatible")
+    assert (key == numerics.cache_key()) == (numerics.KERNELS == "compatible")
 
 
 def test_a_pinned_process_matrix_product_takes_the_pinned_mkl_branch():

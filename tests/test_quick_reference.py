@@ -148,12 +148,13 @@ def test_reproduce_cli_check_and_update(tmp_path, monkeypatch):
     args = dict(only=None, quick=True, quiet=True, param=[], check_reference=None, update_reference=None)
     monkeypatch.setattr(numerics, "cpu_model", lambda: "AMD EPYC 7B13 64-Core Processor")
     assert reproduce.run(SimpleNamespace(**dict(args, update_reference=str(ref)))) == 0
-    assert [p.name for p in ref.iterdir()] == ["amd-epyc-7b13-64-core-processor"]     # one folder per CPU model
-    assert json.loads((ref / "amd-epyc-7b13-64-core-processor" / "01_a_metrics.json").read_text()) == {"AP": 0.5}
+    folder = f"amd-epyc-7b13-64-core-processor-{numerics.KERNELS}"              # one per CPU model and kernels
+    assert [p.name for p in ref.iterdir()] == [folder]
+    assert json.loads((ref / folder / "01_a_metrics.json").read_text()) == {"AP": 0.5}
     assert reproduce.run(SimpleNamespace(**dict(args, check_reference=str(ref)))) == 0
     assert reproduce.run(SimpleNamespace(**dict(args, check_reference=str(ref)))) == 1
     monkeypatch.setattr(numerics, "cpu_model", lambda: "Intel(R) Xeon(R) Processor")   # another CPU: no reference
-    with pytest.raises(SystemExit, match="intel-xeon-processor: no such directory"):
+    with pytest.raises(SystemExit, match=f"intel-xeon-processor-{numerics.KERNELS}: no such directory"):
         reproduce.run(SimpleNamespace(**dict(args, check_reference=str(ref))))
     with pytest.raises(SystemExit, match="no such directory"):
         reproduce.run(SimpleNamespace(**dict(args, check_reference=str(tmp_path / "nowhere"))))
@@ -171,7 +172,7 @@ def test_kernels_start_with_the_pinned_environment(monkeypatch):
     with reproduce.kernel_environment():
         with reproduce.kernel_environment():
             assert os.environ["OMP_NUM_THREADS"] == "1"
-        assert os.environ["ATEN_CPU_CAPABILITY"] == "avx2"          # still one notebook running
+        assert os.environ["ATEN_CPU_CAPABILITY"] == numerics.PINNED["ATEN_CPU_CAPABILITY"]   # one notebook still runs
     assert os.environ["OMP_NUM_THREADS"] == "7" and "ATEN_CPU_CAPABILITY" not in os.environ
     monkeypatch.setenv("VISRC_NUMERICS", "native")
     with reproduce.kernel_environment():

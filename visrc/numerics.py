@@ -4,29 +4,27 @@ A CPU training's floating-point results depend on more than its seed: on the num
 (how reductions and matrix products are split between them) and on the instruction set each
 library dispatches to (ATen's vectorized kernels, oneDNN's convolutions and MKL's matrix products
 each sum in a different order with AVX-512 than with AVX2). Pinning makes runs repeat bit for bit on
-one CPU model at any thread count; an AMD EPYC and an Intel Xeon still give different numbers,
-for a reason not yet found (README "Numeric environment"). Two modes, chosen by
-``VISRC_NUMERICS``:
+one CPU model at any thread count; an AMD EPYC and an Intel Xeon give different numbers even with
+the same instruction sets, for a reason not yet found (README "Numeric environment"), so numbers
+are kept per CPU model and kernel profile. Two modes, chosen by ``VISRC_NUMERICS``:
 
 ``pinned`` (the default)
     Every computation visrc starts runs with :data:`PINNED` set in its environment:
 
     - ``OMP_NUM_THREADS=1``, ``MKL_NUM_THREADS=1``: torch's intra-op threads (OpenMP) and MKL's,
       whatever the core count or ``VISRC_TRAIN_SLOTS``;
-    - ``ATEN_CPU_CAPABILITY=avx2``: ATen's vectorized kernels, AVX2 also on AVX-512 machines;
-    - ``ONEDNN_MAX_CPU_ISA=AVX2``: oneDNN's JIT kernels (the convolutions);
+    - the kernel profile (:data:`KERNEL_PROFILES`, :func:`kernels`): ``ATEN_CPU_CAPABILITY`` (ATen's
+      vectorized kernels), ``ONEDNN_MAX_CPU_ISA`` (oneDNN's JIT kernels, the convolutions) and
+      ``MKL_CBWR`` (MKL's code branch, conditional numerical reproducibility, for the matrix
+      products), fixed to the widest profile the CPU runs: ``avx512`` (AVX-512 kernels, oneDNN
+      capped at ``AVX512_CORE`` so newer extensions such as AMX pick no other fp32 kernels) or
+      ``avx2``. ``compatible`` is AVX2 with MKL's vendor-neutral branch. MKL honours its ISA branches
+      on Intel CPUs only (elsewhere it falls back to its ``AUTO`` branch without a word:
+      ``MKL_VERBOSE=1`` prints ``CNR:AUTO``), so off Intel every profile pins ``COMPATIBLE``.
+      ``VISRC_KERNELS`` chooses another profile the CPU runs, e.g. ``compatible`` to regenerate
+      numbers made with it; the profile is part of the run cache's key like every pinned variable;
     - ``ONEDNN_DEFAULT_FPMATH_MODE=STRICT``: oneDNN keeps full fp32 math (its default, pinned
       against a user's environment);
-    - ``MKL_CBWR``: MKL's code branch (conditional numerical reproducibility) for the matrix
-      products of linear layers and of some convolutions, :func:`mkl_branch`: ``AVX2`` on an Intel
-      CPU with AVX2, ``COMPATIBLE`` elsewhere. MKL honours ``AVX2`` on Intel CPUs only (on other
-      vendors' CPUs it falls back to its ``AUTO`` branch without a word: ``MKL_VERBOSE=1`` prints
-      ``CNR:AUTO``), and there ``COMPATIBLE``, its vendor-neutral branch, is the fixed one. On
-      Intel, ``COMPATIBLE``'s matrix products are far slower than ``AVX2``'s
-      (``benchmarks/bench_numerics.py --against MKL_CBWR=COMPATIBLE``); numbers are kept per CPU
-      model anyway (README "Numeric environment"), so the branch may differ by vendor.
-      ``VISRC_MKL_CBWR=COMPATIBLE`` (:func:`pinned_mkl_branch`) pins the vendor-neutral branch
-      on an Intel CPU too, for numbers made with it; it is part of the run cache's key like the rest;
     - ``PYTHONHASHSEED=0``: the iteration order of sets of strings.
 
     The instruction-set variables are read once, when torch, oneDNN and MKL start: they take effect
@@ -36,8 +34,8 @@ for a reason not yet found (README "Numeric environment"). Two modes, chosen by
     still be set late (torch's thread count). The toy configs load data in the main process
     (``num_workers=0``) and mmengine seeds any worker from ``randomness.seed``, so data order
     needs nothing more; on one thread repeated runs are bitwise identical without
-    ``torch.use_deterministic_algorithms``. A machine without AVX2 runs ATen's default kernels:
-    :func:`describe` reports the capability actually in use.
+    ``torch.use_deterministic_algorithms``. A machine without AVX2 runs ATen's default kernels
+    under ``compatible``: :func:`describe` reports the capability actually in use.
 
 ``native``
     The libraries' own choice: torch threads follow ``cpu_count // VISRC_TRAIN_SLOTS``, kernels the
@@ -70,42 +68,71 @@ def _cpuinfo() -> str:
         return ""
 
 
-def mkl_branch(cpuinfo: str | None = None) -> str:
-    """MKL's code branch for pinned processes, from ``cpuinfo`` (default ``/proc/cpuinfo``):
-    ``AVX2`` when the first processor is a ``GenuineIntel`` with the ``avx2`` flag, ``COMPATIBLE``
-    otherwise (other vendors, no AVX2, or no ``/proc/cpuinfo``)."""
+def cpu_fields(cpuinfo: str | None = None) -> dict[str, str]:
+    """The first processor's block of ``cpuinfo`` (default ``/proc/cpuinfo``) as lower-case
+    field -> value (``vendor_id``, ``model name``, ``flags``, ...); empty where there is none."""
     fields: dict[str, str] = {}
     for line in (_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
         if not line.strip():
-            break                                   # the first processor's block is enough
+            break
         key, _, value = line.partition(":")
         fields[key.strip().lower()] = value.strip()
-    intel = fields.get("vendor_id") == "GenuineIntel"
-    return "AVX2" if intel and "avx2" in fields.get("flags", "").split() else "COMPATIBLE"
+    return fields
 
 
-MKL_BRANCH_VARIABLE = "VISRC_MKL_CBWR"
+KERNELS_VARIABLE = "VISRC_KERNELS"
+
+KERNEL_PROFILES: dict[str, dict[str, str]] = {
+    "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_CBWR": "AVX512"},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"},
+    "compatible": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE"},
+}
+"""The instruction-set variables of each kernel profile (on a CPU that is not Intel's, ``MKL_CBWR``
+is ``COMPATIBLE`` in every profile: see the module docstring)."""
+
+_NEEDS = {"avx512": ("avx512f", "avx512bw", "avx512vl", "avx512dq"), "avx2": ("avx2", "fma"), "compatible": ()}
 
 
-def pinned_mkl_branch(environ: Mapping[str, str] | None = None) -> str:
-    """The ``MKL_CBWR`` of pinned processes: :func:`mkl_branch`, or ``VISRC_MKL_CBWR`` where set to
-    ``COMPATIBLE`` (the vendor-neutral branch, on any CPU: it regenerates numbers made with it on an
-    Intel CPU) or to this CPU's own branch. Other values are refused: a branch MKL cannot take here
-    would fall back to ``AUTO``, which is not fixed."""
-    value = (os.environ if environ is None else environ).get(MKL_BRANCH_VARIABLE, "").strip().upper()
-    allowed = sorted({"COMPATIBLE", mkl_branch()})
-    if value and value not in allowed:
-        raise ValueError(f"{MKL_BRANCH_VARIABLE}={value!r}: expected one of {', '.join(allowed)} on this CPU")
-    return value or mkl_branch()
+def supported_kernels(cpuinfo: str | None = None) -> list[str]:
+    """The kernel profiles this CPU can run, widest first (``compatible`` always)."""
+    flags = set(cpu_fields(cpuinfo).get("flags", "").split())
+    return [name for name in KERNEL_PROFILES if set(_NEEDS[name]) <= flags]
 
 
+def kernels(environ: Mapping[str, str] | None = None, cpuinfo: str | None = None) -> str:
+    """The kernel profile of pinned processes: ``VISRC_KERNELS`` where set, else the widest this CPU
+    supports. A profile the CPU cannot run is refused (the libraries would fall back to another
+    instruction set without a word, and the numbers would not be the profile's)."""
+    value = (os.environ if environ is None else environ).get(KERNELS_VARIABLE, "").strip().lower()
+    supported = supported_kernels(cpuinfo)
+    if not value:
+        return supported[0]
+    if value not in supported:
+        raise ValueError(f"{KERNELS_VARIABLE}={value!r}: this CPU runs {', '.join(supported)}"
+                         + ("" if value in KERNEL_PROFILES else f" (profiles: {', '.join(KERNEL_PROFILES)})"))
+    return value
+
+
+def kernel_variables(profile: str, cpuinfo: str | None = None) -> dict[str, str]:
+    """``profile``'s instruction-set variables on this CPU: MKL's branch is ``COMPATIBLE`` unless the
+    CPU is Intel's, where MKL honours its other branches."""
+    variables = dict(KERNEL_PROFILES[profile])
+    if cpu_fields(cpuinfo).get("vendor_id") != "GenuineIntel":
+        variables["MKL_CBWR"] = "COMPATIBLE"
+    return variables
+
+
+KERNELS = kernels()
+"""The kernel profile in force (``VISRC_KERNELS`` when this module was imported, else the widest)."""
+
+_KERNEL_VARIABLES = kernel_variables(KERNELS)
 PINNED: dict[str, str] = {
     "OMP_NUM_THREADS": str(THREADS),
     "MKL_NUM_THREADS": str(THREADS),
-    "ATEN_CPU_CAPABILITY": "avx2",
-    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "ATEN_CPU_CAPABILITY": _KERNEL_VARIABLES["ATEN_CPU_CAPABILITY"],
+    "ONEDNN_MAX_CPU_ISA": _KERNEL_VARIABLES["ONEDNN_MAX_CPU_ISA"],
     "ONEDNN_DEFAULT_FPMATH_MODE": "STRICT",
-    "MKL_CBWR": pinned_mkl_branch(),
+    "MKL_CBWR": _KERNEL_VARIABLES["MKL_CBWR"],
     "PYTHONHASHSEED": "0",
 }
 """The environment of a pinned process on this machine (see the module docstring)."""
@@ -189,10 +216,13 @@ def apply_in_process() -> dict:
 
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
-    for line in _cpuinfo().splitlines():
-        if line.lower().startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return cpu_fields().get("model name") or platform.processor() or platform.machine()
+
+
+def reference_slug() -> str:
+    """The folder name of this machine's numeric references: :func:`cpu_slug` and the kernel
+    profile (``intel-xeon-processor-avx512``), since each profile gives its own numbers."""
+    return f"{cpu_slug()}-{KERNELS}"
 
 
 def cpu_slug() -> str:
@@ -238,9 +268,10 @@ def summary(info: dict | None = None) -> str:
     if info["missing"]:
         return (head + "; NOT pinned: started without " + ", ".join(info["missing"])
                 + " (start it through visrc.numerics.pinned_env(), e.g. the run cache or `visrc reproduce`)")
-    if info["cpu_capability"] != "AVX2":
-        return head + f"; this CPU runs {info['cpu_capability']} kernels, not AVX2: numbers match its kind only"
-    return head + "; machine-independent"
+    wanted = info["variables"].get("ATEN_CPU_CAPABILITY", "").upper()
+    if info["cpu_capability"] != wanted:
+        return head + f"; this CPU runs {info['cpu_capability']} kernels, not {wanted}: numbers match its kind only"
+    return head + f"; repeatable on this CPU model ({KERNELS_VARIABLE}={KERNELS})"
 
 
 if __name__ == "__main__":                      # `python -m visrc.numerics`: the pinned variables as shell exports

@@ -226,8 +226,9 @@ def _metrics_file(directory: Path, name: str) -> Path:
 
 
 def reference_for_this_cpu(root: str | Path) -> Path:
-    """``root/<cpu slug>``: the reference of this machine's CPU model (:func:`visrc.numerics.cpu_slug`)."""
-    return Path(root) / numerics.cpu_slug()
+    """``root/<cpu slug>-<kernels>``: the reference of this machine's CPU model and kernel profile
+    (:func:`visrc.numerics.reference_slug`)."""
+    return Path(root) / numerics.reference_slug()
 
 
 def check_reference(reference_dir: str | Path, names: list[str], figures: str | Path | None = None) -> dict[str, list[str]]:

@@ -20,7 +20,7 @@ proportionally (a milestone at 2 of 3 epochs moves to 8 of 12); a shorter one ke
 past epoch N do not apply). Either way one line says what happened to them.
 
 Numerics (:mod:`visrc.numerics`): the command sets torch's threads for ``VISRC_NUMERICS`` (one
-when pinned, the default) and prints one line saying which mode is in force; machine-independent
+when pinned, the default) and prints one line saying which mode is in force; repeatable
 numbers also need the process started with :func:`visrc.numerics.pinned_env` (the run cache does
 that; by hand: ``eval "$(python -m visrc.numerics)"`` first). With ``--work-dir`` the line's
 details go to ``numerics.json`` there.
