@@ -1,15 +1,17 @@
 """The price of pinned numerics: seconds per training iteration, pinned vs native (or vs some variables changed).
 
-    .venv/bin/python benchmarks/bench_numerics.py [--config toy_baseline] [--against native]
+    .venv/bin/python benchmarks/bench_numerics.py [--config toy_baseline] [--against native|PROFILE|VAR=VALUE,...]
         [--iters 6] [--rounds 3] [--batch 4]
 
 Each measurement is a fresh process (the instruction-set variables only take effect at start-up):
-one with :func:`visrc.numerics.pinned_env` (1 thread, AVX2 kernels, ``MKL_CBWR``), one with the
+one with :func:`visrc.numerics.pinned_env` (1 thread, the kernel profile's instruction sets), one with the
 native environment a training gets with ``VISRC_NUMERICS=native`` (``cpu_count //
-VISRC_TRAIN_SLOTS`` threads, the machine's best kernels), or with ``--against VAR=VALUE[,VAR=VALUE...]``
-the pinned environment with those variables changed (e.g. ``MKL_CBWR=COMPATIBLE`` on an Intel CPU,
-where the pinned branch is ``AVX2``: what MKL's code branch alone costs). Both train ``--config``'s model (a video config whose train
-set is a video dataset, e.g. ``toy_swin``) from the same initial weights on the same 4
+VISRC_TRAIN_SLOTS`` threads, the machine's best kernels), with ``--against PROFILE`` the pinned
+environment under another kernel profile (:data:`visrc.numerics.KERNEL_PROFILES`, e.g. ``compatible``),
+or with ``--against VAR=VALUE[,VAR=VALUE...]`` the pinned environment with those variables changed
+(e.g. ``MKL_CBWR=COMPATIBLE`` on an Intel CPU: what MKL's code branch alone costs). Both train
+``--config``'s model (a video config whose train set is a video dataset, e.g. ``toy_swin``) from
+the same initial weights on the same 4
 key/reference video pairs of the small toy benchmark (``runs/data/toy_small_seed0``, generated on
 first use) and time forward + backward + SGD step after one warm-up iteration; rounds alternate
 the order so load from other processes spreads evenly. Prints the median seconds per iteration
@@ -81,7 +83,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="toy_baseline", help="a toy video config (default toy_baseline)")
     p.add_argument("--against", default="native",
-                   help="'native' (default), or VAR=VALUE[,VAR=VALUE...]: the pinned environment with those variables changed")
+                   help="'native' (default), a kernel profile (e.g. 'compatible'), or VAR=VALUE[,VAR=VALUE...]: "
+                        "the pinned environment with that profile or those variables")
     p.add_argument("--iters", type=int, default=6, help="timed iterations per process")
     p.add_argument("--rounds", type=int, default=3, help="processes per environment")
     p.add_argument("--batch", type=int, default=4, help="key/reference video pairs per iteration")
@@ -101,12 +104,18 @@ def main() -> int:
     base = {k: v for k, v in os.environ.items() if k not in numerics.PINNED}
     if a.against == "native":
         other = numerics.subprocess_env(threads, dict(base, **{numerics.MODE_VARIABLE: "native"}))
+    elif a.against in numerics.KERNEL_PROFILES:
+        if a.against not in numerics.supported_kernels():
+            p.error(f"--against {a.against}: this CPU runs {', '.join(numerics.supported_kernels())}")
+        other = dict(numerics.pinned_env(base), **numerics.kernel_variables(a.against),
+                     **{numerics.KERNELS_VARIABLE: a.against})
     else:
         changes = {}
         for item in a.against.split(","):
             name, eq, value = item.strip().partition("=")
             if not eq or name not in numerics.PINNED:
-                p.error(f"--against {a.against!r}: expected 'native' or VAR=VALUE[,VAR=VALUE...], VAR one of "
+                p.error(f"--against {a.against!r}: expected 'native', one of {', '.join(numerics.KERNEL_PROFILES)}, "
+                        f"or VAR=VALUE[,VAR=VALUE...], VAR one of "
                         f"{', '.join(numerics.PINNED)}")
             changes[name] = value
         other = dict(numerics.pinned_env(base), **changes)
