@@ -11,9 +11,8 @@ environment under another kernel profile (:data:`visrc.numerics.KERNEL_PROFILES`
 or with ``--against VAR=VALUE[,VAR=VALUE...]`` the pinned environment with those variables changed
 (e.g. ``MKL_CBWR=COMPATIBLE`` on an Intel CPU: what MKL's code branch alone costs). Both train
 ``--config``'s model (a video config whose train set is a video dataset, e.g. ``toy_swin``) from
-the same initial weights on the same 4
-key/reference video pairs of the small toy benchmark (``runs/data/toy_small_seed0``, generated on
-first use) and time forward + backward + SGD step after one warm-up iteration; rounds alternate
+the same initial weights on the same 4 key/reference video pairs of the small toy benchmark
+(``runs/data/toy_small_seed0``, generated on first use) and time forward + backward + SGD step after one warm-up iteration; rounds alternate
 the order so load from other processes spreads evenly. Prints the median seconds per iteration
 of each, their ratio (pinned / other: > 1 means pinned is slower), the kernels and threads each
 process reported, and whether the losses of repeated processes of one environment are bitwise equal.
