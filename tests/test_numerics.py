@@ -176,3 +176,13 @@ def test_pinned_training_refuses_a_thread_count_and_native_runs_live_apart(tmp_p
     pinned = runs.run_dir("toy_baseline", tmp_path)
     monkeypatch.setenv("VISRC_NUMERICS", "native")
     assert runs.run_dir("toy_baseline", tmp_path) != pinned
+
+
+def test_a_bad_visrc_kernels_is_one_error_line_naming_the_variable():
+    env = dict(os.environ, VISRC_KERNELS="fast")
+    out = subprocess.run([sys.executable, "-m", "visrc", "reproduce", "--only", "01_overlap_histogram", "--quick"],
+                         cwd=REPO, env=env, capture_output=True, text=True)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.strip().splitlines() == [
+        f"visrc reproduce: error: VISRC_KERNELS='fast': this CPU runs {', '.join(numerics.supported_kernels())} "
+        "(profiles: avx512, avx2, compatible)"]

@@ -139,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
         parser.print_help() if (not argv or argv[0] in ("-h", "--help")) else parser.parse_args(argv)
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
-    mod = _load(argv[0])
-    cmd_parser = argparse.ArgumentParser(prog=f"visrc {argv[0]}", description=SUBCOMMANDS[argv[0]][1])
-    mod.add_arguments(cmd_parser)
-    args = cmd_parser.parse_args(argv[1:])
-    try:
+    try:                # importing a command can fail on the environment too (e.g. a bad VISRC_KERNELS)
+        mod = _load(argv[0])
+        cmd_parser = argparse.ArgumentParser(prog=f"visrc {argv[0]}", description=SUBCOMMANDS[argv[0]][1])
+        mod.add_arguments(cmd_parser)
+        args = cmd_parser.parse_args(argv[1:])
         return int(mod.run(args) or 0)
     except Exception as exc:
         msg = None if debug else expected_error(exc)
