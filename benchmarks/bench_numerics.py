@@ -12,8 +12,8 @@ or with ``--against VAR=VALUE[,VAR=VALUE...]`` the pinned environment with those
 (e.g. ``MKL_CBWR=COMPATIBLE`` on an Intel CPU: what MKL's code branch alone costs). Both train
 ``--config``'s model (a video config whose train set is a video dataset, e.g. ``toy_swin``) from
 the same initial weights on the same 4 key/reference video pairs of the small toy benchmark
-(``runs/data/toy_small_seed0``, generated on first use) and time forward + backward + SGD step after one warm-up iteration; rounds alternate
-the order so load from other processes spreads evenly. Prints the median seconds per iteration
+(``runs/data/toy_small_seed0``, generated on first use) and time forward + backward + SGD step
+after one warm-up iteration; rounds alternate the order so load from other processes spreads evenly. Prints the median seconds per iteration
 of each, their ratio (pinned / other: > 1 means pinned is slower), the kernels and threads each
 process reported, and whether the losses of repeated processes of one environment are bitwise equal.
 """
@@ -104,10 +104,10 @@ def main() -> int:
     if a.against == "native":
         other = numerics.subprocess_env(threads, dict(base, **{numerics.MODE_VARIABLE: "native"}))
     elif a.against in numerics.KERNEL_PROFILES:
-        if a.against not in numerics.supported_kernels():
-            p.error(f"--against {a.against}: this CPU runs {', '.join(numerics.supported_kernels())}")
-        other = dict(numerics.pinned_env(base), **numerics.kernel_variables(a.against),
-                     **{numerics.KERNELS_VARIABLE: a.against})
+        try:
+            other = numerics.pinned_env(base, profile=a.against)
+        except ValueError as exc:
+            p.error(f"--against {a.against}: {exc}")
     else:
         changes = {}
         for item in a.against.split(","):
@@ -132,8 +132,9 @@ def main() -> int:
     for name, rs in runs.items():
         info = rs[0]["numerics"]
         same = all(r["losses"] == rs[0]["losses"] for r in rs)
+        isa, mkl = info["variables"]["ONEDNN_MAX_CPU_ISA"], info["variables"]["MKL_CBWR"]
         print(f"  {name:<14} {med[name]:7.3f} s/iter  ({info['torch_threads']} thread(s), {info['cpu_capability']} "
-              f"kernels, oneDNN ISA {info['variables']['ONEDNN_MAX_CPU_ISA']}, MKL_CBWR={info['variables']['MKL_CBWR']}; losses of its {len(rs)} processes "
+              f"kernels, oneDNN ISA {isa}, MKL_CBWR={mkl}; losses of its {len(rs)} processes "
               f"{'bitwise equal' if same else 'DIFFER'}; last loss {rs[0]['losses'][-1]!r})")
     print(f"  ratio pinned / {a.against}: {med['pinned'] / med[a.against]:.3f}  (> 1: pinned is slower)")
     same_across = runs["pinned"][0]["losses"] == runs[a.against][0]["losses"]

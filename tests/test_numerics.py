@@ -108,8 +108,10 @@ def test_a_child_started_with_visrc_kernels_pins_that_profile_and_keys_its_runs_
     probe = "import json, visrc.numerics as n; print(json.dumps([n.KERNELS, n.PINNED, n.cache_key(), n.started_pinned()]))"
     base = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     base.pop("VISRC_KERNELS", None)
-    env = dict(base, VISRC_KERNELS="compatible", **numerics.kernel_variables("compatible"))
-    env.update({k: v for k, v in numerics.pinned_env(base).items() if k not in numerics.KERNEL_PROFILES["compatible"]})
+    env = numerics.pinned_env(base, profile="compatible")
+    assert env["VISRC_KERNELS"] == "compatible" and env["MKL_CBWR"] == "COMPATIBLE"
+    with pytest.raises(ValueError, match="VISRC_KERNELS='fast'"):
+        numerics.pinned_env(base, profile="fast")
     profile, pinned, key, missing = json.loads(subprocess.run([sys.executable, "-c", probe], env=env,
                                                               capture_output=True, text=True, check=True).stdout)
     assert profile == "compatible" and missing == []

@@ -47,6 +47,7 @@ This module is base layer: the standard library, torch (imported lazily) and :mo
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import re
@@ -61,7 +62,9 @@ THREADS = 1
 """torch / OpenMP / MKL threads per process in pinned mode: independent of the core count."""
 
 
+@functools.lru_cache(maxsize=1)
 def _cpuinfo() -> str:
+    """``/proc/cpuinfo`` once per process (the profile, the vendor and the model name all read it)."""
     try:
         return Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -154,12 +157,17 @@ def mode(environ: Mapping[str, str] | None = None) -> str:
     return value
 
 
-def pinned_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+def pinned_env(base: Mapping[str, str] | None = None, profile: str | None = None) -> dict[str, str]:
     """``base`` (default ``os.environ``) with :data:`PINNED` set: the environment for a subprocess
-    whose numbers must not depend on the machine."""
+    whose numbers must not depend on the machine. With ``profile``, that kernel profile's variables
+    and ``VISRC_KERNELS`` instead of this process's (a ``ValueError`` where the CPU cannot run it)."""
     env = dict(os.environ if base is None else base)
     env.update(PINNED)
     env[MODE_VARIABLE] = "pinned"
+    if profile is not None:
+        profile = kernels({KERNELS_VARIABLE: profile})
+        env.update(kernel_variables(profile))
+        env[KERNELS_VARIABLE] = profile
     return env
 
 
