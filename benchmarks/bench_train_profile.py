@@ -1,7 +1,7 @@
-"""Where one training iteration's time goes, per component, and what three cheap levers save.
+"""Where one training iteration's time goes, per component, and what cheap levers save.
 
     python benchmarks/bench_train_profile.py [--configs toy_baseline toy_tcis_multitask_msd]
-        [--warmup 2] [--iters 5] [--threads 1] [--levers cache channels_last logging fast]
+        [--warmup 2] [--iters 5] [--threads 1] [--levers cache channels_last logging fast bf16]
         [--clock cpu|wall] [--data-root DIR] [--verbose]
 
 Builds each config's runner the way ``visrc train`` does (:func:`visrc.models.train_cli.prepare_config`
@@ -32,7 +32,13 @@ changes; the plain run is repeated last to show the run-to-run spread:
   ``scalars.json``) and with one without backends, to show the cost of one log line;
 * ``fast``: :class:`visrc.models.fast_train.FastTrainHook` (RoIAlign and TCIS's DeformConv2d on
   numba kernels, foreach optimizer updates); the first iterations' losses are checked equal, bit
-  for bit, to the plain run's for the same seed first (:func:`record_losses`).
+  for bit, to the plain run's for the same seed first (:func:`record_losses`);
+* ``bf16``: ``fast`` plus :class:`visrc.models.mixed_precision.MixedPrecisionHook` (bf16 autocast in
+  the backbone, FPN and heads), against the plain run and against ``fast`` alone, with the first
+  losses of both (they differ: bf16 rounds). It needs oneDNN's AMX kernels: run the benchmark
+  pinned with ``VISRC_KERNELS=amx`` (``env $(VISRC_KERNELS=amx python -m visrc.numerics | sed
+  's/export //') python benchmarks/...``; fp32 numbers are ``avx512``'s there); elsewhere it is
+  skipped with the reason.
 
 mmengine's console log of each run (config dump, log lines) goes to a buffer unless ``--verbose``.
 The runs do not change any config file: the levers are applied to the loaded Config or to the
@@ -57,7 +63,7 @@ from pathlib import Path
 import torch
 
 CONFIGS = ("toy_baseline", "toy_tcis_multitask_msd")
-LEVERS = ("cache", "channels_last", "logging", "fast")
+LEVERS = ("cache", "channels_last", "logging", "fast", "bf16")
 ITER_STAGES = ("before_train_iter", "after_train_iter")
 
 
@@ -339,9 +345,12 @@ def make_cfg(name: str, data_root: Path, lever: str | None = None, seed: int = 0
     cfg.experiment_name = f"profile_{name}_{lever or 'plain'}_{uuid.uuid4().hex[:8]}"
     if lever == "cache":
         assert use_cached_loader(cfg) > 0, f"{name}: no LoadImageFromFile in the train pipeline"
-    if lever == "fast":
-        import visrc.models.fast_train  # noqa: F401  (registers FastTrainHook)
-        cfg.custom_hooks = list(cfg.get("custom_hooks") or []) + [dict(type="FastTrainHook")]
+    if lever in ("fast", "bf16"):
+        from visrc.models.train_cli import set_fast_kernels, set_train_precision
+
+        set_fast_kernels(cfg)
+        if lever == "bf16":
+            set_train_precision(cfg, "bf16")
     if lever == "logging_novis":
         cfg.default_hooks.logger.interval = 1
         cfg.visualizer = dict(type="Visualizer", name=cfg.experiment_name, vis_backends=[])
@@ -464,15 +473,17 @@ def check_cached_batches(name: str, data_root: Path, n: int = 3, seed: int = 0) 
     return hits > 0 and all(batches_equal(a, b) for a, b in zip(plain, cached))
 
 
-def record_losses(name: str, iters: int, fast: bool, data_root: Path | None = None, seed: int = 0) -> dict:
-    """The first ``iters`` training iterations of ``name`` (plain, or with the ``fast`` lever) for
+def record_losses(name: str, iters: int, fast: bool | str, data_root: Path | None = None, seed: int = 0) -> dict:
+    """The first ``iters`` training iterations of ``name`` (plain, or with the ``fast`` lever, or the
+    lever ``fast`` names: ``"bf16"``) for
     ``seed``: ``batches`` (the collated batches handed to ``train_step``), ``losses`` (the logged
     loss dicts, floats) and ``replaced`` (the model's ``FastRoIAlign`` and ``FastDeformConv2d`` layers
     by class name)."""
     from visrc.data.toy import toy_root
     from visrc.models.train_cli import build_runner
 
-    cfg = make_cfg(name, Path(data_root) if data_root else toy_root("small"), "fast" if fast else None, seed=seed)
+    lever = fast if isinstance(fast, str) else ("fast" if fast else None)
+    cfg = make_cfg(name, Path(data_root) if data_root else toy_root("small"), lever, seed=seed)
     out = {"batches": [], "losses": []}
     try:
         runner = build_runner(cfg)
@@ -568,10 +579,35 @@ def main(argv=None) -> None:
                                   for r in ("model.loss", "optim_wrapper.backward", "optim_wrapper.step"))
                 print(f"lever fast         : {pr.total / pr.iters / base:5.3f}x iteration time ({parts}; "
                       f"losses of the first {n_check} iterations equal to the plain run's: {same})")
+            elif lever == "bf16":
+                bf16_lever(args, name, root, plain)
         if args.levers:
             pr = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, None, args.clock)
             print(f"plain run repeated : {pr.total / pr.iters / base:5.3f}x iteration time (the spread between "
                   f"two identical runs: whole-iteration ratios closer to 1 than this are noise)")
+
+
+def bf16_lever(args, name: str, root: Path, plain: Profile) -> None:
+    """The ``bf16`` lever: ``fast`` plus :class:`visrc.models.mixed_precision.MixedPrecisionHook`, against
+    the plain run and against ``fast`` alone, with the first losses of both beside each other."""
+    from visrc.models.mixed_precision import check_bf16_kernels
+
+    try:
+        check_bf16_kernels()
+    except RuntimeError as e:
+        print(f"lever bf16         : skipped ({e})")
+        return
+    fast = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, "fast", args.clock)
+    pr = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, "bf16", args.clock)
+    base, per_iter = plain.total / plain.iters, pr.total / pr.iters
+    parts = ", ".join(f"{r} {_ms(pr, r) / max(_ms(plain, r), 1e-9):5.3f}x"
+                      for r in ("backbone.forward", "model.loss", "optim_wrapper.backward"))
+    n = args.warmup + args.iters
+    losses = {lv: " ".join(f"{x['loss']:.3f}" for x in _quiet(args.verbose, record_losses, name, n, lv, root)["losses"])
+              for lv in ("fast", "bf16")}
+    print(f"lever bf16         : {per_iter / base:5.3f}x iteration time of the plain run, "
+          f"{per_iter / (fast.total / fast.iters):5.3f}x of fast alone ({parts}); first {n} losses "
+          f"fp32 {losses['fast']} | bf16 {losses['bf16']}")
 
 
 def _ms(prof: Profile, name: str) -> float:

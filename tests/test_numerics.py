@@ -92,7 +92,7 @@ def test_kernel_profile_is_the_widest_the_cpu_runs_and_mkl_compatible_off_intel(
     assert numerics.kernels({"VISRC_KERNELS": "compatible"}, _cpuinfo(flags="")) == "compatible"
     with pytest.raises(ValueError, match="VISRC_KERNELS='avx512': this CPU runs avx2, compatible"):
         numerics.kernels({"VISRC_KERNELS": "avx512"}, _cpuinfo(flags=AVX2_FLAGS))
-    with pytest.raises(ValueError, match="profiles: avx512, avx2, compatible"):
+    with pytest.raises(ValueError, match="profiles: amx, avx512, avx2, compatible"):
         numerics.kernels({"VISRC_KERNELS": "fast"}, _cpuinfo())
     intel = numerics.kernel_variables("avx512", _cpuinfo())
     assert intel == {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_CBWR": "AVX512"}
@@ -187,4 +187,4 @@ def test_a_bad_visrc_kernels_is_one_error_line_naming_the_variable():
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.strip().splitlines() == [
         f"visrc reproduce: error: VISRC_KERNELS='fast': this CPU runs {', '.join(numerics.supported_kernels())} "
-        "(profiles: avx512, avx2, compatible)"]
+        f"(profiles: {', '.join(numerics.KERNEL_PROFILES)})"]

@@ -173,26 +173,41 @@ def set_init_checkpoint(cfg, init=None) -> None:
     cfg.custom_hooks = hooks
 
 
-def set_fast_kernels(cfg) -> None:
-    """Add :class:`visrc.models.fast_train.FastTrainHook` to ``cfg.custom_hooks`` (and its module to
-    ``custom_imports``) unless the config has one. It changes no number (bit-identical RoIAlign and
-    optimizer arithmetic), so the run cache does not key on it."""
-    import visrc.models.fast_train  # noqa: F401  registers the hook (a loaded config's custom_imports ran already)
+def add_custom_hook(cfg, hook_type: str, module: str) -> None:
+    """Add ``dict(type=hook_type)`` to ``cfg.custom_hooks`` (and ``module``, which registers it, to
+    ``custom_imports``) unless the config has such a hook."""
+    import importlib
 
+    importlib.import_module(module)    # registers the hook (a loaded config's custom_imports ran already)
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') == 'FastTrainHook' for h in hooks):
-        cfg.custom_hooks = hooks + [dict(type='FastTrainHook')]
+    if not any(h.get('type') == hook_type for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type=hook_type)]
     imports = dict(cfg.get('custom_imports') or {})
     names = list(imports.get('imports') or [])
-    if 'visrc.models.fast_train' not in names:
-        cfg.custom_imports = dict(imports, imports=names + ['visrc.models.fast_train'],
+    if module not in names:
+        cfg.custom_imports = dict(imports, imports=names + [module],
                                   allow_failed_imports=imports.get('allow_failed_imports', False))
+
+
+def set_fast_kernels(cfg) -> None:
+    """Add :class:`visrc.models.fast_train.FastTrainHook` unless the config has one. It changes no
+    number (bit-identical RoIAlign and optimizer arithmetic), so the run cache does not key on it."""
+    add_custom_hook(cfg, 'FastTrainHook', 'visrc.models.fast_train')
+
+
+def set_train_precision(cfg, precision: str) -> None:
+    """``bf16``: add :class:`visrc.models.mixed_precision.MixedPrecisionHook` (``fp32``: nothing)."""
+    if precision == 'bf16':
+        add_custom_hook(cfg, 'MixedPrecisionHook', 'visrc.models.mixed_precision')
+    elif precision != 'fp32':
+        raise ValueError(f'train precision {precision!r}: expected fp32 or bf16')
 
 
 def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epochs=None, seed=None,
                    cfg_options=None, launcher='none', init=None, fast_kernels=False):
     """Load a config and apply the command-line overrides; returns the mmengine Config.
-    ``fast_kernels``: :func:`set_fast_kernels` (``visrc train`` turns it on unless ``--no-fast-kernels``)."""
+    ``fast_kernels``: :func:`set_fast_kernels` (``visrc train`` turns it on unless ``--no-fast-kernels``).
+    ``VISRC_TRAIN_PRECISION=bf16`` adds :class:`visrc.models.mixed_precision.MixedPrecisionHook`."""
     from visrc.models.config import load_config, resolve_config_path
 
     cfg = load_config(config)
@@ -223,6 +238,8 @@ def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epoch
     set_init_checkpoint(cfg, init)
     if fast_kernels:
         set_fast_kernels(cfg)
+    from visrc import numerics
+    set_train_precision(cfg, numerics.train_precision())     # VISRC_TRAIN_PRECISION, keyed by the run cache
     cfg.launcher = launcher
     return cfg
 
