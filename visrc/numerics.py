@@ -221,8 +221,9 @@ def cache_key(environ: Mapping[str, str] | None = None) -> dict:
     pinned mode the pinned variables, so a change to them gives new runs."""
     m = mode(environ)
     key = {"mode": m, "env": dict(sorted(PINNED.items()))} if m == "pinned" else {"mode": m}
-    if train_precision(environ) != "fp32":      # fp32 runs keep the keys they had before precisions existed
-        key["train_precision"] = train_precision(environ)
+    precision = train_precision(environ)
+    if precision != "fp32":         # absent for fp32, so fp32 keys do not depend on this option
+        key["train_precision"] = precision
     return key
 
 

@@ -11,7 +11,7 @@ forward's dtypes. Predictions (:class:`visrc.models.predictor.VideoPredictor`) s
 
 ``visrc train`` adds the hook when ``VISRC_TRAIN_PRECISION=bf16`` (:func:`visrc.numerics.train_precision`),
 which also keys the run cache, so bf16 and fp32 runs never share a checkpoint. What it costs in
-accuracy and gains in speed: README "Mixed precision".
+accuracy and gains in speed: README "Table 1 in bf16 mixed precision".
 
 This module is models layer: torch, mmengine and :mod:`visrc.numerics`.
 """
@@ -23,11 +23,6 @@ from typing import Any
 import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
-
-BF16_ISAS = ("AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16")
-"""oneDNN instruction-set caps under which bf16 convolutions run on AMX (below them oneDNN emulates
-bf16, slower than fp32)."""
-
 
 def module_paths(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
     """The modules a :class:`MixedPrecisionHook` runs in bf16, by attribute path, where ``model``
@@ -80,16 +75,16 @@ def autocast_forward(module: torch.nn.Module, dtype: torch.dtype = torch.bfloat1
 
 
 def check_bf16_kernels(environ=None) -> None:
-    """Refuse bf16 training in a pinned process whose oneDNN is capped below AMX (``ONEDNN_MAX_CPU_ISA``
-    as the process started): bf16 would be emulated, slower than fp32, and the run would not be the
-    ``amx`` profile's."""
+    """Refuse bf16 training in a pinned process started without the ``amx`` profile's oneDNN cap
+    (``ONEDNN_MAX_CPU_ISA`` as the process started): below AMX, bf16 would be emulated, slower than
+    fp32, and the run would not be the ``amx`` profile's."""
     from visrc import numerics
 
     environ = numerics.start_environ() if environ is None else environ
     if numerics.mode(environ) != 'pinned':
         return
     isa = environ.get('ONEDNN_MAX_CPU_ISA', '')
-    if isa.upper() not in BF16_ISAS:
+    if isa.upper() != numerics.KERNEL_PROFILES['amx']['ONEDNN_MAX_CPU_ISA']:
         raise RuntimeError(
             f'bf16 training in a process started with ONEDNN_MAX_CPU_ISA={isa or "<unset>"}: oneDNN would '
             f'emulate bf16 (slower than fp32); start it with {numerics.KERNELS_VARIABLE}=amx '
