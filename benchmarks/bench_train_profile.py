@@ -473,16 +473,15 @@ def check_cached_batches(name: str, data_root: Path, n: int = 3, seed: int = 0) 
     return hits > 0 and all(batches_equal(a, b) for a, b in zip(plain, cached))
 
 
-def record_losses(name: str, iters: int, fast: bool | str, data_root: Path | None = None, seed: int = 0) -> dict:
-    """The first ``iters`` training iterations of ``name`` (plain, or with the ``fast`` lever, or the
-    lever ``fast`` names: ``"bf16"``) for
+def record_losses(name: str, iters: int, lever: str | None = None, data_root: Path | None = None,
+                  seed: int = 0) -> dict:
+    """The first ``iters`` training iterations of ``name`` (plain, or with ``lever``: ``"fast"``, ``"bf16"``) for
     ``seed``: ``batches`` (the collated batches handed to ``train_step``), ``losses`` (the logged
     loss dicts, floats) and ``replaced`` (the model's ``FastRoIAlign`` and ``FastDeformConv2d`` layers
     by class name)."""
     from visrc.data.toy import toy_root
     from visrc.models.train_cli import build_runner
 
-    lever = fast if isinstance(fast, str) else ("fast" if fast else None)
     cfg = make_cfg(name, Path(data_root) if data_root else toy_root("small"), lever, seed=seed)
     out = {"batches": [], "losses": []}
     try:
@@ -544,6 +543,7 @@ def main(argv=None) -> None:
         _print_profile(name, plain, args.threads, args.clock)
         base = plain.total / plain.iters
         interval = plain.log_interval
+        fast = fast_losses = None        # made by the fast lever, reused by bf16
         for lever in args.levers:
             if lever == "cache":
                 ok = _quiet(args.verbose, check_cached_batches, name, root)
@@ -572,24 +572,26 @@ def main(argv=None) -> None:
                           f"~{per_log / interval:.2f} ms/iter")
             elif lever == "fast":
                 n_check = args.warmup + args.iters
-                same = (_quiet(args.verbose, record_losses, name, n_check, False, root)["losses"]
-                        == _quiet(args.verbose, record_losses, name, n_check, True, root)["losses"])
-                pr = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, "fast", args.clock)
-                parts = ", ".join(f"{r} {_ms(pr, r) / max(_ms(plain, r), 1e-9):5.3f}x"
+                fast_losses = _quiet(args.verbose, record_losses, name, n_check, "fast", root)["losses"]
+                same = _quiet(args.verbose, record_losses, name, n_check, None, root)["losses"] == fast_losses
+                fast = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, "fast", args.clock)
+                parts = ", ".join(f"{r} {_ms(fast, r) / max(_ms(plain, r), 1e-9):5.3f}x"
                                   for r in ("model.loss", "optim_wrapper.backward", "optim_wrapper.step"))
-                print(f"lever fast         : {pr.total / pr.iters / base:5.3f}x iteration time ({parts}; "
+                print(f"lever fast         : {fast.total / fast.iters / base:5.3f}x iteration time ({parts}; "
                       f"losses of the first {n_check} iterations equal to the plain run's: {same})")
             elif lever == "bf16":
-                bf16_lever(args, name, root, plain)
+                bf16_lever(args, name, root, plain, fast, fast_losses)
         if args.levers:
             pr = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, None, args.clock)
             print(f"plain run repeated : {pr.total / pr.iters / base:5.3f}x iteration time (the spread between "
                   f"two identical runs: whole-iteration ratios closer to 1 than this are noise)")
 
 
-def bf16_lever(args, name: str, root: Path, plain: Profile) -> None:
+def bf16_lever(args, name: str, root: Path, plain: Profile, fast: Profile | None = None,
+               fast_losses: list | None = None) -> None:
     """The ``bf16`` lever: ``fast`` plus :class:`visrc.models.mixed_precision.MixedPrecisionHook`, against
-    the plain run and against ``fast`` alone, with the first losses of both beside each other."""
+    the plain run and against ``fast`` alone (its profile and losses made here unless the ``fast``
+    lever made them), with the first losses of both beside each other."""
     from visrc.models.mixed_precision import check_bf16_kernels
 
     try:
@@ -597,14 +599,17 @@ def bf16_lever(args, name: str, root: Path, plain: Profile) -> None:
     except RuntimeError as e:
         print(f"lever bf16         : skipped ({e})")
         return
-    fast = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, "fast", args.clock)
+    n = args.warmup + args.iters
+    if fast is None:
+        fast = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, "fast", args.clock)
+    if fast_losses is None:
+        fast_losses = _quiet(args.verbose, record_losses, name, n, "fast", root)["losses"]
     pr = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, "bf16", args.clock)
     base, per_iter = plain.total / plain.iters, pr.total / pr.iters
     parts = ", ".join(f"{r} {_ms(pr, r) / max(_ms(plain, r), 1e-9):5.3f}x"
                       for r in ("backbone.forward", "model.loss", "optim_wrapper.backward"))
-    n = args.warmup + args.iters
-    losses = {lv: " ".join(f"{x['loss']:.3f}" for x in _quiet(args.verbose, record_losses, name, n, lv, root)["losses"])
-              for lv in ("fast", "bf16")}
+    bf16_losses = _quiet(args.verbose, record_losses, name, n, "bf16", root)["losses"]
+    losses = {lv: " ".join(f"{x['loss']:.3f}" for x in ls) for lv, ls in (("fast", fast_losses), ("bf16", bf16_losses))}
     print(f"lever bf16         : {per_iter / base:5.3f}x iteration time of the plain run, "
           f"{per_iter / (fast.total / fast.iters):5.3f}x of fast alone ({parts}); first {n} losses "
           f"fp32 {losses['fast']} | bf16 {losses['bf16']}")

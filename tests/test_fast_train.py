@@ -58,7 +58,7 @@ def _losses(config: str, fast: bool, iters: int):
     """The first ``iters`` batches and loss dicts of ``config``'s training on the small toy."""
     sys.path.insert(0, str(BENCH))
     from bench_train_profile import record_losses
-    return record_losses(config, iters, fast=fast)
+    return record_losses(config, iters, "fast" if fast else None)
 
 
 def test_fast_training_same_batches_and_losses():
