@@ -180,3 +180,71 @@ def test_trainings_since_lists_this_jobs_trainings_longest_first(tmp_path, monke
     assert text.splitlines()[0].startswith("trainings: 2, 700 s of training in 1000 s of wall time (0.70 of 2 slots")
     assert "toy_swin_tcis_multitask_msd" in text.splitlines()[1]
     assert describe_trainings([], 5) == "trainings: none (every run was cached)"
+
+
+def _tiny_prediction_setup(tmp_path, toy_small):
+    """A tiny toy_baseline config file (every box kept) and one random-weight checkpoint copied into two run
+    folders, so the same prediction can be made twice in folders of its own."""
+    import shutil
+
+    import torch
+    from helpers import tiny_cfg
+
+    from mmdet.registry import MODELS
+
+    cfg = tiny_cfg("toy_baseline", toy_small)
+    cfg.model.detector.test_cfg.rcnn.score_thr = 0.0
+    cfg.tracking = dict(tracker=dict(init_score_thr=0.0, obj_score_thr=0.0))
+    config = tmp_path / "tiny_baseline.py"
+    cfg.dump(str(config))
+    torch.manual_seed(0)
+    (tmp_path / "a").mkdir()
+    torch.save({"state_dict": MODELS.build(cfg.model).state_dict(), "meta": {"epoch": 0}}, tmp_path / "a" / "w.pth")
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "a" / "w.pth", tmp_path / "b" / "w.pth")
+    return str(config), tmp_path / "a" / "w.pth", tmp_path / "b" / "w.pth"
+
+
+def test_predict_many_writes_what_a_notebook_kernel_writes(tmp_path, toy_small, monkeypatch):
+    """The side-by-side predictions (a process each) write the same files as predict_cached in a process
+    started as notebook kernels are (visrc.numerics.pinned_env); cached ones start no process; a failed one
+    names its log."""
+    import json
+    import sys
+
+    import numpy as np
+
+    from visrc import numerics
+    from visrc.fileio import read_json
+
+    monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path / "runs"))
+    config, ckpt_a, ckpt_b = _tiny_prediction_setup(tmp_path, toy_small)
+    job = dict(config=config, checkpoint=str(ckpt_a), data_root=str(toy_small), split="valid")
+    summary, again = run_cache.predict_many([job, dict(job)])        # the same job twice: predicted once
+    assert again == summary
+    assert Path(summary["results"]).parent == run_cache.prediction_dir(ckpt_a, toy_small, split="valid")
+    assert (Path(summary["results"]).parent / "predict.log").is_file()
+
+    kernel = ("import sys, json; from visrc.experiments.runs import predict_cached; "
+              "predict_cached(**json.loads(sys.argv[1]))")
+    subprocess.run([sys.executable, "-c", kernel, json.dumps(dict(job, checkpoint=str(ckpt_b)))], check=True,
+                   env=numerics.pinned_env(), cwd=tmp_path)
+    reference = read_json(run_cache.prediction_dir(ckpt_b, toy_small, split="valid") / "summary.json")
+    assert read_json(summary["results"]) == read_json(reference["results"]) and summary["tracks"] > 0
+    with np.load(summary["predictions"]) as mine, np.load(reference["predictions"]) as theirs:
+        assert sorted(mine.files) == sorted(theirs.files)
+        for name in mine.files:
+            np.testing.assert_array_equal(mine[name], theirs[name], err_msg=name)
+
+    def no_process(*a, **k):
+        raise AssertionError("a cached prediction started a process")
+
+    monkeypatch.setattr(run_cache.subprocess, "run", no_process)
+    assert run_cache.predict_many([job]) == [summary]
+    monkeypatch.undo()
+    monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path / "runs"))
+    broken = tmp_path / "c" / "w.pth"
+    broken.parent.mkdir()
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match=r"1 of 1 predictions failed.*predict\.log"):
+        run_cache.predict_many([dict(job, checkpoint=str(broken))])

@@ -10,6 +10,13 @@ from visrc.experiments.table1 import Table1Result
 from visrc.experiments.valid_size import ValidSizeStudy, first_videos, valid_size_study
 
 
+def _record_predict_many(monkeypatch) -> list:
+    """Replace the side-by-side predictions (no model runs here) by a record of the jobs asked for."""
+    asked = []
+    monkeypatch.setattr("visrc.experiments.runs.predict_many", lambda jobs, desc: asked.extend(jobs))
+    return asked
+
+
 def test_longer_valid_split_nests_the_preset(tmp_path, toy_small, monkeypatch):
     """Every video has its own stream: a longer valid split starts with the preset's videos, byte for
     byte, and leaves train and tune alone; it lives in its own root."""
@@ -71,9 +78,12 @@ def test_study_scores_every_run_on_each_prefix_and_checks_the_table(toy_small, m
 
     monkeypatch.setattr("visrc.experiments.table1.track_run", fake_track_run)
     monkeypatch.setattr("visrc.data.toy.toy_root", lambda preset, seed, n_valid_videos: toy_small)
+    asked = _record_predict_many(monkeypatch)
     runs = [{"row": "baseline", "seed": 0, "AP": 1.0}, {"row": "baseline", "seed": 1, "AP": 0.5}]
     table = _table([0, 1], runs, {"baseline/seed0": "a.pth", "baseline/seed1": "b.pth"})
     study = valid_size_study(table, toy_preset="small", n_valid_videos=3, sizes=(1, 2), n_boot=10)
+    assert asked == [dict(config="toy_baseline", checkpoint=c, data_root=str(toy_small), split="valid",
+                          foreign_root=True) for c in ("a.pth", "b.pth")]     # predicted side by side first
     assert study.sizes == [1, 2, 3] and len(study.runs) == 6
     assert calls[0] == ("toy_baseline", "a.pth", toy_small, {"init_score_thr": 0.3}, 0.7, ("forward",), "valid", True)
     assert all(r["AP"] == pytest.approx(1.0) for r in study.runs)
@@ -131,6 +141,7 @@ def test_frame_sampling_study_scores_each_setting_with_its_own_tracker(toy_small
 
     monkeypatch.setattr("visrc.experiments.runs.predict_cached", fake_predict_cached)
     monkeypatch.setattr("visrc.data.toy.toy_root", lambda preset, seed, n_valid_videos: toy_small)
+    asked = _record_predict_many(monkeypatch)
     runs = [{"schedule": "equal_iterations", "frames": f, "seed": s, "AP": 1.0 if s == 0 else 0.5}
             for f in (1, "all") for s in (0, 1)]
     ckpts = {("equal_iterations", f, s): f"{f}-{s}.pth" for f in (1, "all") for s in (0, 1)}
@@ -138,6 +149,7 @@ def test_frame_sampling_study_scores_each_setting_with_its_own_tracker(toy_small
     study = frame_sampling_valid_size(fs, toy_preset="small", n_valid_videos=3, sizes=(1,), n_boot=10)
     assert study.sizes == [1, 2, 3] and len(study.runs) == 12 and len(calls) == 4
     assert calls[0] == ("toy_baseline", "1-0.pth", toy_small, "valid", True)
+    assert [(j["checkpoint"], j["split"], j["foreign_root"]) for j in asked] == [(c[1], "valid", True) for c in calls]
     assert [r["row"] for r in study.runs[::3]] == ["1 frames"] * 2 + ["all frames"] * 2
     assert {(r["row"], r["seed"]): r["same_as_table"] for r in study.runs if r["videos"] == 2} == \
         {("1 frames", 0): True, ("1 frames", 1): False, ("all frames", 0): True, ("all frames", 1): False}
@@ -164,6 +176,7 @@ def test_ensemble_study_rescores_each_model_and_the_members_chosen_on_tune(toy_s
 
     monkeypatch.setattr("visrc.experiments.table2.ensemble_models", fake_ensemble_models)
     monkeypatch.setattr("visrc.data.toy.toy_root", lambda preset, seed, n_valid_videos: toy_small)
+    asked = _record_predict_many(monkeypatch)
     members = {(n, s): (c, f"{n}{s}.pth") for s in (0, 1)
                for n, c in (("A", "toy_tcis_multitask_msd"), ("B", "toy_swin_tcis_multitask_msd"))}
     runs = [{"row": r, "seed": s, "AP": 1.0} for s in (0, 1) for r in ("A", "B", "Ensemble (A, B)")]
@@ -175,6 +188,9 @@ def test_ensemble_study_rescores_each_model_and_the_members_chosen_on_tune(toy_s
     assert calls[-2:] == [([members[("A", 0)]], toy_small, 0.55, "bitrack", ("valid", True), [1.0], True),
                           ([members[("B", 1)], members[("A", 1)]], toy_small, 0.55, "bitrack", ("valid", True), [1.0], True)]
     assert list(dict.fromkeys(r["row"] for r in study.runs)) == ["A", "B", "Ensemble (A, B)"]
+    # every member of every row at every scale predicted first (repeats are predicted once by predict_many)
+    assert {(j["config"], j["checkpoint"], j["scale"]) for j in asked} == {(*m, 1.0) for m in members.values()}
+    assert len(asked) == 7 and {(j["split"], j["foreign_root"]) for j in asked} == {("valid", True)}
     assert set(study.differences()["row"]) == {"B", "Ensemble (A, B)"}
     one = EnsembleTable(runs[:3], members, {}, {0: (["A"], [0.3])}, ["A", "B"], toy_small, [0], [1.0], 0.55,
                         True, "bitrack", "tune", "pretrained", None)

@@ -210,6 +210,62 @@ def predict_cached(config: str, checkpoint: str | Path, data_root: str | Path, m
     return computed_once(out_dir / "summary.json", predict, force)
 
 
+def predict_many(jobs: list[dict], desc: str = "predicting") -> list[dict]:
+    """Several :func:`predict_cached` runs (``jobs[i]`` = its keyword arguments) side by side; returns
+    their summaries in ``jobs`` order. A notebook kernel predicts one split at a time, so a study that
+    predicts many runs would leave every other slot idle: here each prediction not yet cached runs in
+    a process of its own (:func:`visrc.numerics.subprocess_env`, the kernel's numeric environment, so
+    its files are the ones the kernel would write), at most :func:`~visrc.experiments.slots.training_slots`
+    at a time, each waiting for a slot at the caller's priority. The child's output goes to
+    ``predict.log`` in the prediction's folder; a failed child raises naming that log, after the others ended."""
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    def done(job: dict) -> bool:
+        return (_prediction_dir_of(job) / "summary.json").is_file() and not job.get("force")
+
+    missing = list({_prediction_dir_of(j): j for j in jobs if not done(j)}.values())   # each folder once
+    if missing:
+        with ThreadPoolExecutor(min(len(missing), slots.training_slots())) as pool:
+            futures = [pool.submit(contextvars.copy_context().run, _predict_in_subprocess, j) for j in missing]
+            for _ in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="run", file=sys.stderr):
+                pass
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise RuntimeError(f"{len(errors)} of {len(missing)} predictions failed; first: {errors[0]}") from errors[0]
+    return [predict_cached(**{**j, "force": False}) for j in jobs]
+
+
+def _prediction_dir_of(job: dict) -> Path:
+    return prediction_dir(job["checkpoint"], job["data_root"], job.get("mode", "forward"), job.get("split"),
+                          job.get("foreign_root", False), job.get("scale", 1.0))
+
+
+def _predict_in_subprocess(job: dict) -> None:
+    out_dir = _prediction_dir_of(job)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    request = json.dumps({"job": {k: str(v) if isinstance(v, Path) else v for k, v in job.items()},
+                          "priority": slots.current_priority()})
+    code = "import sys; from visrc.experiments.runs import _predict_job; _predict_job(sys.argv[1])"
+    log_path = out_dir / "predict.log"
+    with open(log_path, "a") as log:
+        proc = subprocess.run([sys.executable, "-c", code, request], stdout=log, stderr=subprocess.STDOUT,
+                              env=numerics.subprocess_env(slots.native_threads()))
+    if proc.returncode != 0:
+        tail = log_path.read_text().splitlines()[-25:]
+        raise RuntimeError(f"predicting {job['checkpoint']} on {job['data_root']} failed (exit {proc.returncode}); "
+                           f"last lines of {log_path}:\n" + "\n".join(tail))
+
+
+def _predict_job(request: str) -> None:
+    """The child of :func:`predict_many`: one :func:`predict_cached` at the parent's slot priority."""
+    request = json.loads(request)                       # compute_slot sets torch's threads
+    with slots.slot_priority(int(request["priority"])):
+        predict_cached(**request["job"])
+
+
 def computed_once(summary_path: Path, compute, force: bool = False) -> dict:
     """The JSON at ``summary_path``; first, if it is missing (or ``force``), ``compute()`` makes it
     (returning the summary, writing whatever else it keeps beside it) under a lock in its folder, so

@@ -125,6 +125,15 @@ def _sorted_study(runs: list[dict], order: list[str], sizes, root, comparisons) 
     return ValidSizeStudy(runs, sizes, str(root), comparisons)
 
 
+def _predict_all(jobs: list[dict], what: str, n_valid_videos: int) -> None:
+    """Predict every run the study scores, side by side (:func:`visrc.experiments.runs.predict_many`),
+    before the study scores them one by one from the cache."""
+    from visrc.experiments.runs import predict_many   # looked up at call time: tests replace it
+
+    predict_many([dict(job, data_root=str(job["data_root"]), split=LONGER_SPLIT, foreign_root=True) for job in jobs],
+                 desc=f"{what}: predicting {n_valid_videos} valid videos")
+
+
 def _progress(items, what: str, n_valid_videos: int):
     import sys
 
@@ -149,6 +158,8 @@ def valid_size_study(table, data_root=None, toy_preset: str = "default", n_valid
     root, sizes = _longer_root(table.valid_videos, n_valid_videos, sizes, toy_preset, toy_seed, "valid_size_study")
     reported = {(r["row"], r["seed"]): r["AP"] for r in table.runs}
     tracked_rows = {r["row"] for r in table.runs}
+    _predict_all([dict(config=table.configs[key.rsplit("/seed", 1)[0]], checkpoint=str(checkpoint), data_root=root)
+                  for key, checkpoint in table.checkpoints.items()], "Table 1", n_valid_videos)
     runs = []
     for key, checkpoint in _progress(table.checkpoints.items(), "Table 1", n_valid_videos):
         row, seed = key.rsplit("/seed", 1)
@@ -183,9 +194,11 @@ def frame_sampling_valid_size(result, data_root=None, toy_preset: str = "default
     root, sizes = _longer_root(result.valid_videos, n_valid_videos, sizes, toy_preset, toy_seed,
                                "frame_sampling_valid_size")
     gt = load_ytvis(split_paths(load_config(result.config), root, **split_files(LONGER_SPLIT))[0])
+    checkpoints = [result.checkpoints[(r["schedule"], r["frames"], r["seed"])] for r in rows]
+    _predict_all([dict(config=result.config, checkpoint=str(c), data_root=root) for c in checkpoints],
+                 "Fig. 2b", n_valid_videos)
     runs = []
-    for r in _progress(rows, "Fig. 2b", n_valid_videos):
-        checkpoint = result.checkpoints[(r["schedule"], r["frames"], r["seed"])]
+    for r, checkpoint in zip(_progress(rows, "Fig. 2b", n_valid_videos), checkpoints):
         summary = predict_cached(result.config, checkpoint, root, split=LONGER_SPLIT, foreign_root=True)
         runs += _prefix_lines(gt, read_json(summary["results"]), sizes, n_boot, result.valid_videos, r["AP"],
                               row=r["row"], seed=r["seed"])
@@ -218,6 +231,9 @@ def ensemble_valid_size(table, data_root=None, toy_preset: str = "default", n_va
             for name in table.names]
     jobs += [(ensemble, seed, [table.members[(n, seed)] for n in table.selected[seed][0]],
               dict(scales=table.scales, refine=table.refine)) for seed in table.seeds]
+    _predict_all([dict(config=c, checkpoint=str(k), data_root=root, scale=float(s))
+                  for _, _, members, settings in jobs for c, k in members for s in settings.get("scales", (1.0,))],
+                 "Table 2", n_valid_videos)
     runs = []
     for row, seed, members, settings in _progress(jobs, "Table 2", n_valid_videos):
         ens = ensemble_models(members, root, iou_thr=table.iou_thr, mode=table.mode, split=LONGER_SPLIT,
