@@ -9,7 +9,8 @@ notebook kernel does not carry mmengine's global state, and its log goes to ``tr
 subprocess starts with :func:`visrc.numerics.pinned_env` (one thread, AVX2 kernels, whatever the
 machine and ``VISRC_TRAIN_SLOTS``), so a run's weights repeat on every machine of one CPU model; with
 ``VISRC_NUMERICS=native`` it gets ``cpu_count // training_slots()`` threads and the machine's
-best kernels instead, in run directories of its own.
+best kernels instead, in run directories of its own. :func:`predict_many` predicts many runs side by
+side the same way, each in a process of its own.
 """
 from __future__ import annotations
 
