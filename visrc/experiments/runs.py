@@ -108,10 +108,7 @@ def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: 
             t0 = time.time()
             with open(work / "train.log", "a") as log:
                 proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        if proc.returncode != 0:
-            tail = (work / "train.log").read_text().splitlines()[-25:]
-            raise RuntimeError(f"training {config} failed (exit {proc.returncode}); last lines of "
-                               f"{work / 'train.log'}:\n" + "\n".join(tail))
+        _raise_if_failed(proc, f"training {config}", work / "train.log")
         pointer = work / "last_checkpoint"
         ckpt = (Path(pointer.read_text().strip()) if pointer.is_file()
                 else max(work.glob("epoch_*.pth"), key=lambda p: p.stat().st_mtime))
@@ -156,17 +153,36 @@ def train_many(jobs: list[dict]) -> list[Path]:
     pretraining, :func:`visrc.experiments.pretrain.init_of`): it is called in the job's own thread, so
     each run starts as soon as its own init is ready. Returns the checkpoints in ``jobs`` order; raises
     after all runs ended if any failed (the others are kept, cached)."""
+    return _side_by_side(_train_job, jobs, len(jobs), "trainings")
+
+
+def _side_by_side(fn, jobs: list, workers: int, what: str, desc: str | None = None) -> list:
+    """``fn(job)`` for every job on ``workers`` threads, each in a copy of the caller's context (its slot
+    priority), with a progress bar when ``desc`` is given; the results in ``jobs`` order. Raises after
+    all ended if any failed, naming how many ``what`` failed and the first error."""
     import contextvars
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from tqdm import tqdm
 
     if not jobs:
         return []
-    with ThreadPoolExecutor(len(jobs)) as pool:     # each job in a copy of the caller's context: its slot priority
-        futures = [pool.submit(contextvars.copy_context().run, _train_job, j) for j in jobs]
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, fn, j) for j in jobs]
+        if desc is not None:
+            for _ in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="run", file=sys.stderr):
+                pass
     errors = [f.exception() for f in futures if f.exception() is not None]
     if errors:
-        raise RuntimeError(f"{len(errors)} of {len(jobs)} trainings failed; first: {errors[0]}") from errors[0]
+        raise RuntimeError(f"{len(errors)} of {len(jobs)} {what} failed; first: {errors[0]}") from errors[0]
     return [f.result() for f in futures]
+
+
+def _raise_if_failed(proc: subprocess.CompletedProcess, what: str, log_path: Path) -> None:
+    """A failed subprocess as one error with the last lines of its log."""
+    if proc.returncode != 0:
+        tail = log_path.read_text().splitlines()[-25:]
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}); last lines of {log_path}:\n" + "\n".join(tail))
 
 
 def split_files(split: str | None) -> dict:
@@ -219,23 +235,11 @@ def predict_many(jobs: list[dict], desc: str = "predicting") -> list[dict]:
     its files are the ones the kernel would write), at most :func:`~visrc.experiments.slots.training_slots`
     at a time, each waiting for a slot at the caller's priority. The child's output goes to
     ``predict.log`` in the prediction's folder; a failed child raises naming that log, after the others ended."""
-    import contextvars
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
-    from tqdm import tqdm
-
     def done(job: dict) -> bool:
         return (_prediction_dir_of(job) / "summary.json").is_file() and not job.get("force")
 
     missing = list({_prediction_dir_of(j): j for j in jobs if not done(j)}.values())   # each folder once
-    if missing:
-        with ThreadPoolExecutor(min(len(missing), slots.training_slots())) as pool:
-            futures = [pool.submit(contextvars.copy_context().run, _predict_in_subprocess, j) for j in missing]
-            for _ in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="run", file=sys.stderr):
-                pass
-        errors = [f.exception() for f in futures if f.exception() is not None]
-        if errors:
-            raise RuntimeError(f"{len(errors)} of {len(missing)} predictions failed; first: {errors[0]}") from errors[0]
+    _side_by_side(_predict_in_subprocess, missing, min(len(missing), slots.training_slots()), "predictions", desc)
     return [predict_cached(**{**j, "force": False}) for j in jobs]
 
 
@@ -254,10 +258,7 @@ def _predict_in_subprocess(job: dict) -> None:
     with open(log_path, "a") as log:
         proc = subprocess.run([sys.executable, "-c", code, request], stdout=log, stderr=subprocess.STDOUT,
                               env=numerics.subprocess_env(slots.native_threads()))
-    if proc.returncode != 0:
-        tail = log_path.read_text().splitlines()[-25:]
-        raise RuntimeError(f"predicting {job['checkpoint']} on {job['data_root']} failed (exit {proc.returncode}); "
-                           f"last lines of {log_path}:\n" + "\n".join(tail))
+    _raise_if_failed(proc, f"predicting {job['checkpoint']} on {job['data_root']}", log_path)
 
 
 def _predict_job(request: str) -> None:

@@ -24,6 +24,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+
 def module_paths(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
     """The modules a :class:`MixedPrecisionHook` runs in bf16, by attribute path, where ``model``
     (a :class:`visrc.models.vis_model.VISQDTrack` or an mmdet two-stage detector) has them."""
