@@ -3,9 +3,6 @@ PYTHON    ?= python3.11
 VENV      ?= .venv
 PY        := $(VENV)/bin/python
 PIP       := $(PY) -m pip
-# The mmcv wheel (9 min to build on 2 cores) is cached outside the repo so a second set-up reuses it.
-WHEELHOUSE ?= $(HOME)/.cache/visrc/wheelhouse
-MMCV_WHEEL = $(firstword $(wildcard $(WHEELHOUSE)/mmcv-2.1.0-*.whl))
 QUICK     ?= 0
 PYTEST_ARGS ?=
 
@@ -15,18 +12,10 @@ setup: $(VENV)/.setup-done
 
 $(VENV)/.setup-done: pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -c constraints.txt torch==2.13.0 wheel ninja "numpy<2.3"
-	@# mmcv 2.1.0's setup.py needs pkg_resources (setuptools<70); torch's newer-setuptools wish is harmless here.
-	$(PIP) install -q "setuptools<70" 2>&1 | grep -v "requires setuptools\|dependency resolver does not" || true
-	@if [ -z "$(MMCV_WHEEL)" ]; then \
-	  echo ">> building mmcv 2.1.0 with CPU ops (about 9 minutes on 2 cores; cached in $(WHEELHOUSE))"; \
-	  mkdir -p $(WHEELHOUSE) && \
-	  MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 $(PIP) wheel --no-build-isolation --no-deps \
-	    -c constraints.txt mmcv==2.1.0 -w $(WHEELHOUSE); \
-	fi
-	$(PIP) install -q -c constraints.txt $$(ls $(WHEELHOUSE)/mmcv-2.1.0-*.whl | head -n1)
+	@# torch first, from its pin: the local CPU wheel; no dependency may then move it
+	$(PIP) install -q -c constraints.txt torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
-	$(PY) -c "import torch, mmcv, mmdet, mmengine; from mmcv.ops import RoIAlign, nms, DeformConv2d; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	$(PY) -c "import visrc, torch, mmdet.models; from mmcv.ops import RoIAlign, nms, DeformConv2d; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $@
 
 test: setup

@@ -1,16 +1,15 @@
 """Which torch ops one training iteration spends its time in, forward and backward apart.
 
     python benchmarks/bench_backward_ops.py [--config toy_baseline] [--warmup 2] [--iters 4]
-        [--top 15] [--by-shape] [--data-root DIR] [--fast]
+        [--top 15] [--by-shape] [--data-root DIR]
 
 Builds the config's runner as ``benchmarks/bench_train_profile.py`` does (its ``make_cfg``), runs
 ``--warmup`` iterations of mmengine's train loop, then ``--iters`` iterations under
 ``torch.profiler`` (``record_shapes``) and prints the top ops by self CPU time per iteration,
 split into forward (ops run outside autograd's engine) and backward (ops run by it, their names
-``...Backward`` or called from one). ``--by-shape`` groups the table by input shape as well.
-``--fast`` enables :mod:`visrc.models.fast_train` first. Run it in the pinned environment
-(``env $(python -m visrc.numerics | sed 's/export //') python benchmarks/...``) so the kernels
-are the ones training uses.
+``...Backward`` or called from one). ``--by-shape`` groups the table by input shape as well. Run
+it in the pinned environment (``env $(python -m visrc.numerics | sed 's/export //') python
+benchmarks/...``) so the kernels are the ones training uses.
 """
 from __future__ import annotations
 
@@ -30,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train_profile import _Done, make_cfg  # noqa: E402
 
 
-def run_profiled(name: str, data_root: Path, warmup: int, iters: int, fast: bool = False):
+def run_profiled(name: str, data_root: Path, warmup: int, iters: int):
     """The ``torch.profiler`` events of ``iters`` iterations after ``warmup`` unmeasured ones."""
     from visrc.models.train_cli import build_runner
 
-    cfg = make_cfg(name, data_root, "fast" if fast else None)     # "fast": FastTrainHook in the config
+    cfg = make_cfg(name, data_root)
     try:
         runner = build_runner(cfg)
         loop = runner.train_loop
@@ -109,7 +108,6 @@ def main(argv=None) -> None:
     p.add_argument("--iters", type=int, default=4)
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--by-shape", action="store_true")
-    p.add_argument("--fast", action="store_true", help="enable visrc.models.fast_train")
     p.add_argument("--data-root", help="dataset root (default: the small toy benchmark)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -118,7 +116,7 @@ def main(argv=None) -> None:
 
     print(summary())
     root = Path(args.data_root) if args.data_root else toy_root("small")
-    prof = run_profiled(args.config, root, args.warmup, args.iters, args.fast)
+    prof = run_profiled(args.config, root, args.warmup, args.iters)
     self_us, calls = split_tables(prof, args.iters, args.by_shape)
     print_tables(self_us, calls, args.top)
 

@@ -1,7 +1,7 @@
 """Where one training iteration's time goes, per component, and what cheap levers save.
 
     python benchmarks/bench_train_profile.py [--configs toy_baseline toy_tcis_multitask_msd]
-        [--warmup 2] [--iters 5] [--threads 1] [--levers cache channels_last logging fast bf16]
+        [--warmup 2] [--iters 5] [--threads 1] [--levers cache channels_last logging]
         [--clock cpu|wall] [--data-root DIR] [--verbose]
 
 Builds each config's runner the way ``visrc train`` does (:func:`visrc.models.train_cli.prepare_config`
@@ -29,16 +29,7 @@ changes; the plain run is repeated last to show the run-to-run spread:
   same seed first);
 * ``channels_last``: the backbone's weights and input in ``torch.channels_last``;
 * ``logging``: ``LoggerHook`` every iteration, with mmengine's default visualiser (which writes
-  ``scalars.json``) and with one without backends, to show the cost of one log line;
-* ``fast``: :class:`visrc.models.fast_train.FastTrainHook` (RoIAlign and TCIS's DeformConv2d on
-  numba kernels, foreach optimizer updates); the first iterations' losses are checked equal, bit
-  for bit, to the plain run's for the same seed first (:func:`record_losses`);
-* ``bf16``: ``fast`` plus :class:`visrc.models.mixed_precision.MixedPrecisionHook` (bf16 autocast in
-  the backbone, FPN and heads), against the plain run and against ``fast`` alone, with the first
-  losses of both (they differ: bf16 rounds). It needs oneDNN's AMX kernels: run the benchmark
-  pinned with ``VISRC_KERNELS=amx`` (``env $(VISRC_KERNELS=amx python -m visrc.numerics | sed
-  's/export //') python benchmarks/...``; fp32 numbers are ``avx512``'s there); elsewhere it is
-  skipped with the reason.
+  ``scalars.json``) and with one without backends, to show the cost of one log line.
 
 mmengine's console log of each run (config dump, log lines) goes to a buffer unless ``--verbose``.
 The runs do not change any config file: the levers are applied to the loaded Config or to the
@@ -63,7 +54,7 @@ from pathlib import Path
 import torch
 
 CONFIGS = ("toy_baseline", "toy_tcis_multitask_msd")
-LEVERS = ("cache", "channels_last", "logging", "fast", "bf16")
+LEVERS = ("cache", "channels_last", "logging")
 ITER_STAGES = ("before_train_iter", "after_train_iter")
 
 
@@ -345,12 +336,6 @@ def make_cfg(name: str, data_root: Path, lever: str | None = None, seed: int = 0
     cfg.experiment_name = f"profile_{name}_{lever or 'plain'}_{uuid.uuid4().hex[:8]}"
     if lever == "cache":
         assert use_cached_loader(cfg) > 0, f"{name}: no LoadImageFromFile in the train pipeline"
-    if lever in ("fast", "bf16"):
-        from visrc.models.train_cli import set_fast_kernels, set_train_precision
-
-        set_fast_kernels(cfg)
-        if lever == "bf16":
-            set_train_precision(cfg, "bf16")
     if lever == "logging_novis":
         cfg.default_hooks.logger.interval = 1
         cfg.visualizer = dict(type="Visualizer", name=cfg.experiment_name, vis_backends=[])
@@ -473,41 +458,6 @@ def check_cached_batches(name: str, data_root: Path, n: int = 3, seed: int = 0) 
     return hits > 0 and all(batches_equal(a, b) for a, b in zip(plain, cached))
 
 
-def record_losses(name: str, iters: int, lever: str | None = None, data_root: Path | None = None,
-                  seed: int = 0) -> dict:
-    """The first ``iters`` training iterations of ``name`` (plain, or with ``lever``: ``"fast"``, ``"bf16"``) for
-    ``seed``: ``batches`` (the collated batches handed to ``train_step``), ``losses`` (the logged
-    loss dicts, floats) and ``replaced`` (the model's ``FastRoIAlign`` and ``FastDeformConv2d`` layers
-    by class name)."""
-    from visrc.data.toy import toy_root
-    from visrc.models.train_cli import build_runner
-
-    cfg = make_cfg(name, Path(data_root) if data_root else toy_root("small"), lever, seed=seed)
-    out = {"batches": [], "losses": []}
-    try:
-        runner = build_runner(cfg)
-        orig = runner.model.train_step
-
-        def train_step(data, *args, **kwargs):
-            out["batches"].append(data)
-            log_vars = orig(data, *args, **kwargs)
-            out["losses"].append({k: float(v) for k, v in log_vars.items()})
-            if len(out["losses"]) >= iters:
-                raise _Done
-            return log_vars
-        runner.model.train_step = train_step
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                runner.train()
-        except _Done:
-            pass
-        names = [type(m).__name__ for m in runner.model.modules()]
-        out["replaced"] = {k: names.count(k) for k in ("FastRoIAlign", "FastDeformConv2d")}
-        return out
-    finally:
-        shutil.rmtree(cfg.work_dir, ignore_errors=True)
-
-
 # ---------------------------------------------------------------------------- main
 def _print_profile(name: str, prof: Profile, threads: int, clock: str) -> None:
     n, total = prof.iters, prof.total
@@ -543,7 +493,6 @@ def main(argv=None) -> None:
         _print_profile(name, plain, args.threads, args.clock)
         base = plain.total / plain.iters
         interval = plain.log_interval
-        fast = fast_losses = None        # made by the fast lever, reused by bf16
         for lever in args.levers:
             if lever == "cache":
                 ok = _quiet(args.verbose, check_cached_batches, name, root)
@@ -570,49 +519,10 @@ def main(argv=None) -> None:
                           f"{_ms(plain, 'LoggerHook.after_train_iter'):.2f}), hooks in all "
                           f"{_ms(pr, 'call_hook'):.1f} ms/iter; at the configured interval {interval}: "
                           f"~{per_log / interval:.2f} ms/iter")
-            elif lever == "fast":
-                n_check = args.warmup + args.iters
-                fast_losses = _quiet(args.verbose, record_losses, name, n_check, "fast", root)["losses"]
-                same = _quiet(args.verbose, record_losses, name, n_check, None, root)["losses"] == fast_losses
-                fast = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, "fast", args.clock)
-                parts = ", ".join(f"{r} {_ms(fast, r) / max(_ms(plain, r), 1e-9):5.3f}x"
-                                  for r in ("model.loss", "optim_wrapper.backward", "optim_wrapper.step"))
-                print(f"lever fast         : {fast.total / fast.iters / base:5.3f}x iteration time ({parts}; "
-                      f"losses of the first {n_check} iterations equal to the plain run's: {same})")
-            elif lever == "bf16":
-                bf16_lever(args, name, root, plain, fast, fast_losses)
         if args.levers:
             pr = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, None, args.clock)
             print(f"plain run repeated : {pr.total / pr.iters / base:5.3f}x iteration time (the spread between "
                   f"two identical runs: whole-iteration ratios closer to 1 than this are noise)")
-
-
-def bf16_lever(args, name: str, root: Path, plain: Profile, fast: Profile | None = None,
-               fast_losses: list | None = None) -> None:
-    """The ``bf16`` lever: ``fast`` plus :class:`visrc.models.mixed_precision.MixedPrecisionHook`, against
-    the plain run and against ``fast`` alone (its profile and losses made here unless the ``fast``
-    lever made them), with the first losses of both beside each other."""
-    from visrc.models.mixed_precision import check_bf16_kernels
-
-    try:
-        check_bf16_kernels()
-    except RuntimeError as e:
-        print(f"lever bf16         : skipped ({e})")
-        return
-    n = args.warmup + args.iters
-    if fast is None:
-        fast = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, "fast", args.clock)
-    if fast_losses is None:
-        fast_losses = _quiet(args.verbose, record_losses, name, n, "fast", root)["losses"]
-    pr = _quiet(args.verbose, profile, name, root, args.warmup, args.iters, "bf16", args.clock)
-    base, per_iter = plain.total / plain.iters, pr.total / pr.iters
-    parts = ", ".join(f"{r} {_ms(pr, r) / max(_ms(plain, r), 1e-9):5.3f}x"
-                      for r in ("backbone.forward", "model.loss", "optim_wrapper.backward"))
-    bf16_losses = _quiet(args.verbose, record_losses, name, n, "bf16", root)["losses"]
-    losses = {lv: " ".join(f"{x['loss']:.3f}" for x in ls) for lv, ls in (("fast", fast_losses), ("bf16", bf16_losses))}
-    print(f"lever bf16         : {per_iter / base:5.3f}x iteration time of the plain run, "
-          f"{per_iter / (fast.total / fast.iters):5.3f}x of fast alone ({parts}); first {n} losses "
-          f"fp32 {losses['fast']} | bf16 {losses['bf16']}")
 
 
 def _ms(prof: Profile, name: str) -> float:

@@ -2,6 +2,8 @@ import os
 
 import pytest
 
+import visrc  # noqa: F401  first, as in user code: with mmcv-lite it provides mmcv._ext (visrc.ops)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _figures_to_tmp(tmp_path_factory):

@@ -1,38 +1,39 @@
-"""The package's import layers (docs: DESIGN.md section 6): a module imports its own layer or lower ones,
-never a higher one. Imports inside functions count too: a lazy import is still a dependency.
+"""The package's import layers: a module imports its own layer or lower ones, never a higher one.
+Imports inside functions count too: a lazy import is still a dependency.
 
-Layers, lowest first::
-
-    0 base        visrc (the package __init__), visrc.fileio, visrc.paths, visrc.numerics
-    1 data        visrc.data.*, visrc.analysis.*
-    2 models      visrc.models.*, visrc.registry, visrc.configs.*
-    3 tracking    visrc.tracking.*
-    4 ensemble /  visrc.ensemble.*, visrc.evaluation.*
-      evaluation
-    5 top         visrc.pipeline, visrc.experiments.*, visrc.viz.*, visrc.reproduce, visrc.cli,
-                  visrc.__main__, visrc.infer_cli, visrc.demo_cli
-
-The modules are parsed, not imported, so the test needs neither torch nor mmdet.
+The layers are the table in ``docs/architecture.md`` ("## Layers"), read here: one row per layer,
+lowest first, its modules in backticks. A name covers its submodules, except the package root
+``visrc``, which is that module alone. The modules are parsed, not imported, so the test needs
+neither torch nor mmdet.
 """
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "visrc"
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 
-LAYERS = {
-    "visrc": 0, "visrc.fileio": 0, "visrc.paths": 0, "visrc.numerics": 0,
-    "visrc.data": 1, "visrc.analysis": 1,
-    "visrc.models": 2, "visrc.registry": 2, "visrc.configs": 2,
-    "visrc.tracking": 3,
-    "visrc.ensemble": 4, "visrc.evaluation": 4,
-    "visrc.pipeline": 5, "visrc.experiments": 5, "visrc.viz": 5, "visrc.reproduce": 5, "visrc.cli": 5,
-    "visrc.__main__": 5, "visrc.infer_cli": 5, "visrc.demo_cli": 5,
-}
-LAYER_NAMES = ("base", "data", "models", "tracking", "ensemble/evaluation", "top")
+
+def read_layers(text: str) -> tuple[dict[str, int], tuple[str, ...]]:
+    """module -> rank and the layer names, from the first table after ``## Layers``."""
+    lines = text.split("## Layers", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    table = lines[start:next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))]
+    rows = [line for line in table if not line.startswith("|--")]
+    layers, names = {}, []
+    for row in rows[1:]:                              # rows[0] is the header
+        name, modules = (cell.strip() for cell in row.strip("|").split("|")[:2])
+        for module in re.findall(r"`(visrc[\w.]*)`", modules):
+            layers[module] = len(names)
+        names.append(name)
+    return layers, tuple(names)
+
+
+LAYERS, LAYER_NAMES = read_layers(ARCHITECTURE.read_text())
 
 
 def module_name(path: Path) -> str:
@@ -42,10 +43,12 @@ def module_name(path: Path) -> str:
 
 
 def layer(module: str) -> int | None:
-    """The layer of ``module`` (longest listed prefix); None if no entry covers it. A package's
-    ``__init__`` takes the package's entry, so ``visrc`` itself is base while ``visrc.cli`` is top."""
+    """The layer of ``module`` (longest listed prefix; the root ``visrc`` only itself); None if no
+    entry covers it."""
+    if module == "visrc":
+        return LAYERS.get("visrc")
     parts = module.split(".")
-    for n in range(len(parts), 0, -1):
+    for n in range(len(parts), 1, -1):
         rank = LAYERS.get(".".join(parts[:n]))
         if rank is not None:
             return rank
@@ -136,10 +139,20 @@ def test_checker_sees_lazy_relative_and_submodule_imports(tmp_path, monkeypatch)
     assert violations() == ["visrc/data/toy.py:4: visrc.data.toy (data) imports visrc.pipeline (top)"]
 
 
-@pytest.mark.parametrize("module, rank", [("visrc", 0), ("visrc.paths", 0), ("visrc.data.toy", 1),
-                                          ("visrc.analysis.overlap", 1), ("visrc.registry", 2),
-                                          ("visrc.configs.toy_baseline", 2), ("visrc.tracking.bitrack", 3),
-                                          ("visrc.evaluation.export", 4), ("visrc.experiments.table1", 5),
-                                          ("visrc.demo_cli", 5)])
-def test_layer_lookup(module, rank):
-    assert layer(module) == rank
+def test_the_table_is_read():
+    assert LAYER_NAMES[:3] == ("base", "ops", "data") and LAYER_NAMES[-1] == "top"
+    assert len(LAYERS) >= 15
+
+
+@pytest.mark.parametrize("module, name", [("visrc", "top"), ("visrc.paths", "base"), ("visrc.ops.nms", "ops"),
+                                          ("visrc.data.toy", "data"), ("visrc.analysis.overlap", "data"),
+                                          ("visrc.registry", "models"), ("visrc.configs.toy_baseline", "models"),
+                                          ("visrc.tracking.bitrack", "tracking"),
+                                          ("visrc.evaluation.export", "ensemble / evaluation"),
+                                          ("visrc.experiments.table1", "top"), ("visrc.demo_cli", "top")])
+def test_layer_lookup(module, name):
+    assert LAYER_NAMES[layer(module)] == name
+
+
+def test_an_unlisted_module_has_no_layer():
+    assert layer("visrc.somewhere_new") is None

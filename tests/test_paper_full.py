@@ -214,11 +214,10 @@ def test_openimages_conversion_of_the_released_layout(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------- training and tracking
-def _train_two_iterations_and_track(name, root, work_dir):
-    """2 iterations of the config's own runner (batch 1, no workers) through the MSD loader, its
-    checkpoint, then ``run_inference`` (the `visrc infer` path) with BiTrack on one valid video."""
+def _train_two_iterations(name, root, work_dir):
+    """2 iterations of the config's own runner (batch 1, no workers) through the MSD loader, on the
+    runner's device (CUDA where there is one); every loss checked finite. Returns the runner."""
     from visrc.models.train_cli import build_runner, prepare_config
-    from visrc.pipeline import config_tracking, run_inference
 
     cfg = prepare_config(name, data_root=str(root), work_dir=str(work_dir), max_epochs=1, cfg_options={
         'train_dataloader.batch_size': 1, 'train_dataloader.num_workers': 0,
@@ -233,6 +232,15 @@ def _train_two_iterations_and_track(name, root, work_dir):
     for key in ('loss_cls', 'loss_bbox', 'loss_mask', 'loss_mask_tcis', 'loss_mask_iou', 'loss_track',
                 'loss_semseg', 'loss_multilabel'):
         assert math.isfinite(hub.get_scalar(f'train/{key}').current()), key
+    return runner
+
+
+def _train_two_iterations_and_track(name, root, work_dir):
+    """2 iterations of the config's own runner (batch 1, no workers) through the MSD loader, its
+    checkpoint, then ``run_inference`` (the `visrc infer` path) with BiTrack on one valid video."""
+    from visrc.pipeline import config_tracking, run_inference
+
+    runner = _train_two_iterations(name, root, work_dir)
     ckpt = work_dir / 'epoch_1.pth'
     assert ckpt.is_file()
     del runner
@@ -265,3 +273,13 @@ def test_s50_full_trains_through_msd_and_tracks_with_bitrack(real_root, tmp_path
 @pytest.mark.parametrize('name', ['paper_s101_full', 'paper_swin_s_full'])
 def test_large_backbone_full_trains_and_tracks(name, real_root, tmp_path):
     _train_two_iterations_and_track(name, real_root, tmp_path)
+
+
+@pytest.mark.timeout(1800)
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason='no CUDA device: the CUDA run is benchmarks/device_check.sh on a GPU machine')
+def test_s50_full_forward_and_backward_on_cuda(real_root, tmp_path):
+    """The full model's forward and backward on CUDA: visrc.ops' CUDA path (RoIAlign, NMS, TCIS's
+    deformable convolution) under mmengine's runner, which puts the model on the GPU."""
+    runner = _train_two_iterations('paper_s50_full', real_root, tmp_path)
+    assert next(runner.model.parameters()).device.type == 'cuda'

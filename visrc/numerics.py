@@ -18,19 +18,15 @@ are kept per CPU model and kernel profile. Two modes, chosen by ``VISRC_NUMERICS
       ``MKL_CBWR`` (MKL's code branch, conditional numerical reproducibility, for the matrix
       products), fixed to the widest profile the CPU runs: ``avx512`` (AVX-512 kernels, oneDNN
       capped at ``AVX512_CORE`` so newer extensions such as AMX pick no other fp32 kernels) or
-      ``avx2``. ``compatible`` is AVX2 with MKL's vendor-neutral branch. ``amx`` (opt-in) is
-      ``avx512`` with oneDNN allowed AMX: the same fp32 numbers, and the profile bf16 training
-      (``VISRC_TRAIN_PRECISION=bf16``, :mod:`visrc.models.mixed_precision`) runs on. MKL honours its ISA branches
-      on Intel CPUs only (elsewhere it falls back to its ``AUTO`` branch without a word:
-      ``MKL_VERBOSE=1`` prints ``CNR:AUTO``), so off Intel every profile pins ``COMPATIBLE``.
+      ``avx2``. ``compatible`` is AVX2 with MKL's vendor-neutral branch. MKL honours its ISA
+      branches on Intel CPUs only (elsewhere it falls back to its ``AUTO`` branch without a word:
+      ``MKL_VERBOSE=1`` prints ``CNR:AUTO``), so off Intel every profile pins ``COMPATIBLE`` and
+      ``compatible`` is ``avx2``.
       ``VISRC_KERNELS`` chooses another profile the CPU runs, e.g. ``compatible`` to regenerate
       numbers made with it; the profile is part of the run cache's key like every pinned variable;
     - ``ONEDNN_DEFAULT_FPMATH_MODE=STRICT``: oneDNN keeps full fp32 math (its default, pinned
       against a user's environment);
     - ``PYTHONHASHSEED=0``: the iteration order of sets of strings.
-
-    ``VISRC_TRAIN_PRECISION`` (``fp32``, the default, or ``bf16``) is the precision of trainings;
-    bf16 runs are keyed apart (:func:`cache_key`) and recorded (:func:`describe`).
 
     The instruction-set variables are read once, when torch, oneDNN and MKL start: they take effect
     only in a process *started* with them. So the run cache starts ``visrc train`` with
@@ -91,7 +87,6 @@ def cpu_fields(cpuinfo: str | None = None) -> dict[str, str]:
 KERNELS_VARIABLE = "VISRC_KERNELS"
 
 KERNEL_PROFILES: dict[str, dict[str, str]] = {
-    "amx": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX", "MKL_CBWR": "AVX512"},
     "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_CBWR": "AVX512"},
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"},
     "compatible": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE"},
@@ -100,24 +95,7 @@ KERNEL_PROFILES: dict[str, dict[str, str]] = {
 is ``COMPATIBLE`` in every profile: see the module docstring)."""
 
 _AVX512 = ("avx512f", "avx512bw", "avx512vl", "avx512dq")
-_NEEDS = {"amx": _AVX512 + ("avx512_bf16", "amx_bf16", "amx_tile"), "avx512": _AVX512, "avx2": ("avx2", "fma"),
-          "compatible": ()}
-OPT_IN_KERNELS = ("amx",)
-"""Profiles a pinned process runs only when asked (``VISRC_KERNELS``) or when bf16 training needs
-them: ``amx`` lets oneDNN use AMX for bf16; its fp32 numbers are ``avx512``'s (checked by
-``tests/test_mixed_precision.py``), but it keys runs of its own."""
-
-PRECISION_VARIABLE = "VISRC_TRAIN_PRECISION"
-PRECISIONS = ("fp32", "bf16")
-
-
-def train_precision(environ: Mapping[str, str] | None = None) -> str:
-    """The precision of trainings: ``VISRC_TRAIN_PRECISION`` (``fp32`` when unset), ``bf16`` for
-    :class:`visrc.models.mixed_precision.MixedPrecisionHook`."""
-    value = (os.environ if environ is None else environ).get(PRECISION_VARIABLE, "").strip().lower() or "fp32"
-    if value not in PRECISIONS:
-        raise ValueError(f"{PRECISION_VARIABLE}={value!r}: expected one of {', '.join(PRECISIONS)}")
-    return value
+_NEEDS = {"avx512": _AVX512, "avx2": ("avx2", "fma"), "compatible": ()}
 
 
 def supported_kernels(cpuinfo: str | None = None) -> list[str]:
@@ -128,26 +106,15 @@ def supported_kernels(cpuinfo: str | None = None) -> list[str]:
 
 def kernels(environ: Mapping[str, str] | None = None, cpuinfo: str | None = None) -> str:
     """The kernel profile of pinned processes: ``VISRC_KERNELS`` where set, else the widest this CPU
-    supports that is not opt-in (:data:`OPT_IN_KERNELS`), or ``amx`` for bf16 training. A profile
-    the CPU cannot run is refused (the libraries would fall back to another instruction set without
-    a word, and the numbers would not be the profile's), and so is bf16 training on another
-    profile than ``amx`` (oneDNN would emulate bf16, slower than fp32)."""
-    environ = os.environ if environ is None else environ
-    value = environ.get(KERNELS_VARIABLE, "").strip().lower()
+    supports. A profile the CPU cannot run is refused (the libraries would fall back to another
+    instruction set without a word, and the numbers would not be the profile's)."""
+    value = (os.environ if environ is None else environ).get(KERNELS_VARIABLE, "").strip().lower()
     supported = supported_kernels(cpuinfo)
-    bf16 = train_precision(environ) == "bf16"
     if not value:
-        if bf16:
-            value = "amx"
-        else:
-            return next(name for name in supported if name not in OPT_IN_KERNELS)
+        return supported[0]
     if value not in supported:
-        why = f"{PRECISION_VARIABLE}=bf16 needs the amx kernel profile, but " if bf16 and not environ.get(KERNELS_VARIABLE) else ""
-        raise ValueError(f"{why}{KERNELS_VARIABLE}={value!r}: this CPU runs {', '.join(supported)}"
+        raise ValueError(f"{KERNELS_VARIABLE}={value!r}: this CPU runs {', '.join(supported)}"
                          + ("" if value in KERNEL_PROFILES else f" (profiles: {', '.join(KERNEL_PROFILES)})"))
-    if bf16 and value != "amx":
-        raise ValueError(f"{PRECISION_VARIABLE}=bf16 runs on the amx kernel profile only, not "
-                         f"{KERNELS_VARIABLE}={value!r}: oneDNN below AMX emulates bf16, slower than fp32")
     return value
 
 
@@ -220,11 +187,7 @@ def cache_key(environ: Mapping[str, str] | None = None) -> dict:
     """What of the numeric environment identifies a run (for the run cache's key): the mode, and in
     pinned mode the pinned variables, so a change to them gives new runs."""
     m = mode(environ)
-    key = {"mode": m, "env": dict(sorted(PINNED.items()))} if m == "pinned" else {"mode": m}
-    precision = train_precision(environ)
-    if precision != "fp32":         # absent for fp32, so fp32 keys do not depend on this option
-        key["train_precision"] = precision
-    return key
+    return {"mode": m, "env": dict(sorted(PINNED.items()))} if m == "pinned" else {"mode": m}
 
 
 def threads(native_threads: int) -> int:
@@ -287,10 +250,8 @@ def describe() -> dict:
     import torch
 
     started = start_environ()
-    precision = train_precision()
     return {
         "mode": mode(),
-        **({"train_precision": precision} if precision != "fp32" else {}),     # absent: fp32
         "variables": {k: started.get(k) for k in PINNED},
         "missing": started_pinned(started) if mode() == "pinned" else [],
         "torch": torch.__version__,
@@ -320,8 +281,7 @@ def summary(info: dict | None = None) -> str:
     wanted = info["variables"].get("ATEN_CPU_CAPABILITY", "").upper()
     if info["cpu_capability"] != wanted:
         return head + f"; this CPU runs {info['cpu_capability']} kernels, not {wanted}: numbers match its kind only"
-    precision = f", {PRECISION_VARIABLE}={info['train_precision']}" if info.get("train_precision") else ""
-    return head + f"; repeatable on this CPU model ({KERNELS_VARIABLE}={KERNELS}{precision})"
+    return head + f"; repeatable on this CPU model ({KERNELS_VARIABLE}={KERNELS})"
 
 
 if __name__ == "__main__":                      # `python -m visrc.numerics`: the pinned variables as shell exports

@@ -71,7 +71,7 @@ model = dict(
                 assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5,
                               min_pos_iou=0.5, match_low_quality=True, ignore_iof_thr=-1),
                 # 64 RoIs per image (mmdet: 512): the toy frames hold 1-4 objects, and RoIAlign's
-                # CPU backward is a third of an iteration
+                # CPU cost grows with the number of RoIs
                 sampler=dict(type='RandomSampler', num=64, pos_fraction=0.25, neg_pos_ub=-1,
                              add_gt_as_proposals=True),
                 mask_size=28, pos_weight=-1, debug=False)),
@@ -152,7 +152,7 @@ max_epochs = 3
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs + 1)
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05, foreach=True),   # foreach: multi-tensor, same arithmetic
     clip_grad=dict(max_norm=35, norm_type=2))
 # warm-up over the first epoch, whatever its length (a run on 1 frame per video has 12 iterations
 # per epoch: a fixed 100-iteration warm-up would cover all of it), then x0.1 after 2/3 and again

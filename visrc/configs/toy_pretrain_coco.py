@@ -116,7 +116,7 @@ max_epochs = 12
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs + 1)
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),   # = toy_baseline's
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05, foreach=True),   # = toy_baseline's
     clip_grad=dict(max_norm=35, norm_type=2))
 # warm-up over the first epoch, then x0.1 after epochs 8 and 11
 param_scheduler = [

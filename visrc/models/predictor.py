@@ -72,18 +72,13 @@ class VideoPredictor:
     """Runs a :class:`~visrc.models.vis_model.VISQDTrack` over a video's frames, one at a time.
 
     ``scale``: test-time scale factor on the test pipeline's ``Resize`` (outputs stay in
-    original-image pixels). ``fast``: the model's ``RoIAlign`` layers become
-    :class:`visrc.models.fast_train.FastRoIAlign` (in place), mmcv's numbers bit for bit.
+    original-image pixels).
     """
 
-    def __init__(self, model, cfg, device: str = 'cpu', scale: float = 1.0, fast: bool = True):
+    def __init__(self, model, cfg, device: str = 'cpu', scale: float = 1.0):
         from mmengine.dataset import Compose
 
-        from visrc.models.fast_train import use_fast_roi_align
-
         self.model = model.to(device).eval()
-        if fast:
-            use_fast_roi_align(self.model)
         self.cfg = cfg
         self.device = device
         self.scale = float(scale)

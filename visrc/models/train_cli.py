@@ -60,9 +60,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help='job launcher (default: pytorch when run under torchrun, else none)')
     p.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                    help='override config entries, e.g. train_dataloader.batch_size=2')
-    p.add_argument('--fast-kernels', action=argparse.BooleanOptionalAction, default=True,
-                   help='FastTrainHook: RoIAlign and DeformConv2d on numba kernels and foreach optimizer updates, '
-                        'the same numbers bit for bit as mmcv\'s ops (default: on; --no-fast-kernels: mmcv\'s)')
 
 
 def _parse_value(v: str):
@@ -173,41 +170,9 @@ def set_init_checkpoint(cfg, init=None) -> None:
     cfg.custom_hooks = hooks
 
 
-def add_custom_hook(cfg, hook_type: str, module: str) -> None:
-    """Add ``dict(type=hook_type)`` to ``cfg.custom_hooks`` (and ``module``, which registers it, to
-    ``custom_imports``) unless the config has such a hook."""
-    import importlib
-
-    importlib.import_module(module)    # registers the hook (a loaded config's custom_imports ran already)
-    hooks = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') == hook_type for h in hooks):
-        cfg.custom_hooks = hooks + [dict(type=hook_type)]
-    imports = dict(cfg.get('custom_imports') or {})
-    names = list(imports.get('imports') or [])
-    if module not in names:
-        cfg.custom_imports = dict(imports, imports=names + [module],
-                                  allow_failed_imports=imports.get('allow_failed_imports', False))
-
-
-def set_fast_kernels(cfg) -> None:
-    """Add :class:`visrc.models.fast_train.FastTrainHook` unless the config has one. It changes no
-    number (bit-identical RoIAlign and optimizer arithmetic), so the run cache does not key on it."""
-    add_custom_hook(cfg, 'FastTrainHook', 'visrc.models.fast_train')
-
-
-def set_train_precision(cfg, precision: str) -> None:
-    """``bf16``: add :class:`visrc.models.mixed_precision.MixedPrecisionHook` (``fp32``: nothing)."""
-    if precision == 'bf16':
-        add_custom_hook(cfg, 'MixedPrecisionHook', 'visrc.models.mixed_precision')
-    elif precision != 'fp32':
-        raise ValueError(f'train precision {precision!r}: expected fp32 or bf16')
-
-
 def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epochs=None, seed=None,
-                   cfg_options=None, launcher='none', init=None, fast_kernels=False):
-    """Load a config and apply the command-line overrides; returns the mmengine Config.
-    ``fast_kernels``: :func:`set_fast_kernels` (``visrc train`` turns it on unless ``--no-fast-kernels``).
-    ``VISRC_TRAIN_PRECISION=bf16`` adds :class:`visrc.models.mixed_precision.MixedPrecisionHook`."""
+                   cfg_options=None, launcher='none', init=None):
+    """Load a config and apply the command-line overrides; returns the mmengine Config."""
     from visrc.models.config import load_config, resolve_config_path
 
     cfg = load_config(config)
@@ -236,10 +201,6 @@ def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epoch
         if ckpt is not None:                # --resume auto with nothing saved yet: start as configured
             cfg.resume, cfg.load_from = True, ckpt
     set_init_checkpoint(cfg, init)
-    if fast_kernels:
-        set_fast_kernels(cfg)
-    from visrc import numerics
-    set_train_precision(cfg, numerics.train_precision())     # VISRC_TRAIN_PRECISION, keyed by the run cache
     cfg.launcher = launcher
     return cfg
 
@@ -291,5 +252,5 @@ def run(args: argparse.Namespace) -> int:
         numerics.write_report(args.work_dir, info)
     train(args.config, work_dir=args.work_dir, resume=args.resume, data_root=args.data_root,
           max_epochs=args.max_epochs, seed=args.seed, cfg_options=args.cfg_options,
-          launcher=args.launcher, init=args.init, fast_kernels=args.fast_kernels)
+          launcher=args.launcher, init=args.init)
     return 0

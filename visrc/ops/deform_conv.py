@@ -1,16 +1,14 @@
-"""mmcv's ``DeformConv2d`` on CPU with the same numbers, faster: :class:`FastDeformConv2d`.
+"""Deformable convolution (TCIS) for ``mmcv._ext``: ``deform_conv_forward`` / ``_backward_input`` /
+``_backward_parameters``.
 
-mmcv's CPU deformable convolution (``mmcv/ops/csrc/pytorch/cpu/deform_conv.cpp``) is a scalar loop
-that recomputes each sampling point's coordinates and bilinear weights once per channel, and its
-backward scans 25 candidate pixels per sample and channel; TCIS's one deformable conv costs about
-a tenth of a toy training iteration, nearly all of it in the backward. The kernels below compute
-the geometry once per sampling point and loop over the channels inside it. Every output element
-and every gradient element gets the same float32 operations in the same order as mmcv's (the
-col2im sums per input element still run over (kernel row, kernel column, output row, output column)
-in mmcv's order), and the matrix products are mmcv's own ``addmm_`` calls on tensors of the same
-shapes and strides, so outputs and gradients are bit for bit mmcv's
-(``tests/test_fast_deform_conv.py``). Cases the kernels do not cover (not CPU, not float32)
-run mmcv's op unchanged.
+mmcv's CPU kernels (``mmcv/ops/csrc/pytorch/cpu/deform_conv.cpp``) recompute each sampling point's
+coordinates and bilinear weights once per channel. The numba kernels below compute the geometry once
+per sampling point and loop over the channels inside it; every output and gradient element gets the
+same float32 operations in the same order as mmcv's (the col2im sums per input element still run over
+(kernel row, kernel column, output row, output column) in mmcv's order), and the matrix products are
+mmcv's own ``addmm_`` calls on tensors of the same shapes and strides, so outputs and gradients are bit
+for bit mmcv-full's (``tests/test_ops.py``). Elsewhere (CUDA, other dtypes) :mod:`visrc.ops.torch_ops`
+computes the same definition in plain torch.
 
 Shapes: input (N, C, H, W), offset (N, 2 * kh * kw * deform_groups, Ho, Wo), weight
 (C_out, C / groups, kh, kw) -> output (N, C_out, Ho, Wo). The im2col columns of one block of
@@ -22,10 +20,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 import torch
-from mmcv.ops import DeformConv2d
-from torch.autograd import Function
-from torch.autograd.function import once_differentiable
-from torch.nn.modules.utils import _pair
 
 _F = np.float32
 
@@ -233,108 +227,101 @@ def _col2im_coord(col, data_im, data_offset, kh, kw, pad_h, pad_w, stride_h, str
                 grad_offset[b, g * 2 * kh * kw + oc] = val.reshape(height_col, width_col)
 
 
-# ---------------------------------------------------------------------------- autograd + module
-def _covered(input: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> bool:
-    return all(t.device.type == 'cpu' and t.dtype == torch.float32 and t.dim() == 4
-               for t in (input, offset, weight))
+# ---------------------------------------------------------------------------- mmcv._ext entry points
+def _exact(*tensors: torch.Tensor) -> bool:
+    return all(t.device.type == 'cpu' and t.dtype == torch.float32 for t in tensors)
 
 
-class FastDeformConv2dFunction(Function):
-    """mmcv's ``DeformConv2dFunction`` (CPU, float32) on the numba kernels, the matrix products
-    as mmcv's ``deform_conv_forward`` / ``_backward_input`` / ``_backward_parameters`` make them."""
-
-    @staticmethod
-    def forward(ctx, input, offset, weight, stride=1, padding=0, dilation=1, groups=1, deform_groups=1,
-                im2col_step=32):
-        n, c, h, w = input.shape
-        c_out, _, kh, kw = weight.shape
-        (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
-        ho = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
-        wo = (w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
-        if ho < 1 or wo < 1:
-            raise ValueError(f'deformable conv input {tuple(input.shape)} is too small for kernel {(kh, kw)}')
-        if offset.shape != (n, deform_groups * 2 * kh * kw, ho, wo):
-            raise ValueError(f'offset {tuple(offset.shape)} != {(n, deform_groups * 2 * kh * kw, ho, wo)}')
-        step = min(im2col_step, n)
-        if n % step:
-            raise ValueError(f'batch size {n} must be divisible by im2col_step {step}')
-        ctx.args = (kh, kw, ph, pw, sh, sw, dh, dw, deform_groups)
-        ctx.groups, ctx.step = groups, step
-        input, offset, weight = input.contiguous(), offset.contiguous(), weight.contiguous()
-        ctx.save_for_backward(input, offset, weight)
-        blocks = n // step
-        columns = input.new_zeros((c * kh * kw, step * ho * wo))
-        inp = input.detach().view(blocks, step, c, h, w)
-        off = offset.detach().view(blocks, step, -1, ho, wo)
-        out = input.new_zeros((blocks, groups, c_out // groups, step * ho, wo))
-        w_g = weight.detach().view(groups, c_out // groups, -1, kh, kw)
-        for elt in range(blocks):
-            _im2col(inp[elt].numpy(), off[elt].numpy(), *ctx.args, columns.numpy())
-            col_g = columns.view(groups, -1, columns.size(1))
-            for g in range(groups):
-                out[elt][g].flatten(1).addmm_(w_g[g].flatten(1), col_g[g])
-        out = out.view(blocks, c_out, step, ho, wo).transpose(1, 2)
-        return out.reshape(n, c_out, ho, wo)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output):
-        input, offset, weight = ctx.saved_tensors
-        kh, kw = ctx.args[:2]
-        groups, step = ctx.groups, ctx.step
-        n, c, h, w = input.shape
-        c_out, ho, wo = grad_output.shape[1:]
-        blocks = n // step
-        grad_output = grad_output.contiguous()
-        go_t = grad_output.view(blocks, step, c_out, ho, wo).transpose(1, 2)    # mmcv's transpose_(1, 2)
-        inp = input.view(blocks, step, c, h, w)
-        off = offset.view(blocks, step, -1, ho, wo)
-        grad_input = grad_offset = grad_weight = None
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            grad_input = torch.zeros_like(input)
-            grad_offset = torch.zeros_like(offset)
-            gi = grad_input.view(blocks, step, c, h, w)
-            go_ = grad_offset.view(blocks, step, -1, ho, wo)
-            columns = input.new_zeros((c * kh * kw, step * ho * wo))
-            w_g = weight.view(groups, c_out // groups, -1, kh, kw)
-            go_g = go_t.view(blocks, groups, c_out // groups, step, ho, wo)
-            for elt in range(blocks):
-                col_g = columns.view(groups, -1, columns.size(1))
-                for g in range(groups):
-                    col_g[g].addmm_(w_g[g].flatten(1).transpose(0, 1), go_g[elt][g].flatten(1), beta=0.0, alpha=1.0)
-                _col2im_coord(columns.numpy(), inp[elt].numpy(), off[elt].numpy(), *ctx.args, go_[elt].numpy())
-                _col2im(columns.numpy(), off[elt].numpy(), *ctx.args, gi[elt].numpy())
-        if ctx.needs_input_grad[2]:
-            grad_weight = torch.zeros_like(weight)
-            columns = input.new_zeros((c * kh * kw, step * ho * wo))
-            go_buf = go_t.contiguous().view(blocks, groups, c_out // groups, step * ho, wo)
-            gw_g = grad_weight.view(groups, c_out // groups, -1, kh, kw)
-            for elt in range(blocks):
-                _im2col(inp[elt].numpy(), off[elt].numpy(), *ctx.args, columns.numpy())
-                col_g = columns.view(groups, -1, columns.size(1))
-                for g in range(groups):
-                    gw_g[g].flatten(1).addmm_(go_buf[elt][g].flatten(1), col_g[g].transpose(1, 0), beta=1.0, alpha=1.0)
-        return grad_input, grad_offset, grad_weight, None, None, None, None, None, None
+def _blocks(input, offset, step):
+    """(blocks, step, C, H, W) and (blocks, step, 2*dg*kh*kw, Ho, Wo) views of contiguous copies."""
+    n, c, h, w = input.shape
+    ho, wo = offset.shape[2:]
+    if n % step:
+        raise ValueError(f'deformable conv: batch size {n} must be divisible by im2col_step {step}')
+    blocks = n // step
+    return (input.detach().contiguous().view(blocks, step, c, h, w),
+            offset.detach().contiguous().view(blocks, step, -1, ho, wo))
 
 
-class FastDeformConv2d(DeformConv2d):
-    """``mmcv.ops.DeformConv2d`` (same arguments, same parameters) whose CPU float32 calls run
-    :class:`FastDeformConv2dFunction`; the rest run mmcv's op."""
+def deform_conv_forward(input, weight, offset, output, columns, ones, kW, kH, dW, dH, padW, padH,
+                        dilationW, dilationH, group, deformable_group, im2col_step) -> None:
+    """mmcv's ``deform_conv_forward``: fills ``output`` (N, C_out, Ho, Wo)."""
+    args = (kH, kW, padH, padW, dH, dW, dilationH, dilationW, deformable_group)
+    if not _exact(input, weight, offset):
+        from visrc.ops import torch_ops
+        output.copy_(torch_ops.deform_conv(input, offset, weight, *args[2:], group))
+        return
+    n, c, h, w = input.shape
+    c_out = weight.size(0)
+    ho, wo = output.shape[2:]
+    step = im2col_step
+    inp, off = _blocks(input, offset, step)
+    blocks = n // step
+    cols = input.new_zeros((c * kH * kW, step * ho * wo))
+    out = input.new_zeros((blocks, group, c_out // group, step * ho, wo))
+    w_g = weight.detach().contiguous().view(group, c_out // group, -1, kH, kW)
+    for elt in range(blocks):
+        _im2col(inp[elt].numpy(), off[elt].numpy(), *args, cols.numpy())
+        col_g = cols.view(group, -1, cols.size(1))
+        for g in range(group):
+            out[elt][g].flatten(1).addmm_(w_g[g].flatten(1), col_g[g])
+    output.copy_(out.view(blocks, c_out, step, ho, wo).transpose(1, 2).reshape(n, c_out, ho, wo))
 
-    def forward(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-        if not _covered(x, offset, self.weight) or x.size(2) < self.kernel_size[0] or x.size(3) < self.kernel_size[1]:
-            return super().forward(x, offset)
-        return FastDeformConv2dFunction.apply(x, offset, self.weight, self.stride, self.padding, self.dilation,
-                                              self.groups, self.deform_groups, self.im2col_step)
+
+def deform_conv_backward_input(input, offset, gradOutput, gradInput, gradOffset, weight, columns, kW, kH,
+                               dW, dH, padW, padH, dilationW, dilationH, group, deformable_group,
+                               im2col_step) -> None:
+    """mmcv's ``deform_conv_backward_input``: adds into ``gradInput`` (N, C, H, W) and ``gradOffset``."""
+    args = (kH, kW, padH, padW, dH, dW, dilationH, dilationW, deformable_group)
+    if not _exact(input, offset, gradOutput, weight):
+        from visrc.ops import torch_ops
+        gi, go = torch_ops.deform_conv_backward_input(input, offset, weight, gradOutput, *args[2:], group)
+        gradInput.add_(gi)
+        gradOffset.add_(go)
+        return
+    n, c, h, w = input.shape
+    c_out, ho, wo = gradOutput.shape[1:]
+    step = im2col_step
+    inp, off = _blocks(input, offset, step)
+    blocks = n // step
+    go_t = gradOutput.contiguous().view(blocks, step, c_out, ho, wo).transpose(1, 2)  # mmcv's transpose_(1, 2)
+    grad_input = torch.zeros_like(inp)
+    grad_offset = torch.zeros_like(off)
+    cols = input.new_zeros((c * kH * kW, step * ho * wo))
+    w_g = weight.detach().contiguous().view(group, c_out // group, -1, kH, kW)
+    go_g = go_t.view(blocks, group, c_out // group, step, ho, wo)
+    for elt in range(blocks):
+        col_g = cols.view(group, -1, cols.size(1))
+        for g in range(group):
+            col_g[g].addmm_(w_g[g].flatten(1).transpose(0, 1), go_g[elt][g].flatten(1), beta=0.0, alpha=1.0)
+        _col2im_coord(cols.numpy(), inp[elt].numpy(), off[elt].numpy(), *args, grad_offset[elt].numpy())
+        _col2im(cols.numpy(), off[elt].numpy(), *args, grad_input[elt].numpy())
+    gradInput.add_(grad_input.view_as(gradInput))
+    gradOffset.add_(grad_offset.view_as(gradOffset))
 
 
-def use_fast_deform_conv(model: torch.nn.Module) -> int:
-    """Make every ``mmcv.ops.DeformConv2d`` (exactly that class) inside ``model`` a
-    :class:`FastDeformConv2d` in place (same object, same weight, same state-dict keys); returns how
-    many."""
-    n = 0
-    for module in model.modules():
-        if type(module) is DeformConv2d:
-            module.__class__ = FastDeformConv2d
-            n += 1
-    return n
+def deform_conv_backward_parameters(input, offset, gradOutput, gradWeight, columns, ones, kW, kH, dW, dH,
+                                    padW, padH, dilationW, dilationH, group, deformable_group, scale,
+                                    im2col_step) -> None:
+    """mmcv's ``deform_conv_backward_parameters``: adds ``scale`` times the weight gradient into
+    ``gradWeight`` (C_out, C / groups, kh, kw)."""
+    args = (kH, kW, padH, padW, dH, dW, dilationH, dilationW, deformable_group)
+    if not _exact(input, offset, gradOutput):
+        from visrc.ops import torch_ops
+        gradWeight.add_(torch_ops.deform_conv_backward_weight(input, offset, gradOutput, tuple(gradWeight.shape),
+                                                              *args[2:], group), alpha=scale)
+        return
+    n, c, h, w = input.shape
+    c_out, ho, wo = gradOutput.shape[1:]
+    step = im2col_step
+    inp, off = _blocks(input, offset, step)
+    blocks = n // step
+    go_t = gradOutput.contiguous().view(blocks, step, c_out, ho, wo).transpose(1, 2)
+    go_buf = go_t.contiguous().view(blocks, group, c_out // group, step * ho, wo)
+    cols = input.new_zeros((c * kH * kW, step * ho * wo))
+    gw_g = gradWeight.view(group, c_out // group, -1, kH, kW)
+    for elt in range(blocks):
+        _im2col(inp[elt].numpy(), off[elt].numpy(), *args, cols.numpy())
+        col_g = cols.view(group, -1, cols.size(1))
+        for g in range(group):
+            gw_g[g].flatten(1).addmm_(go_buf[elt][g].flatten(1), col_g[g].transpose(1, 0), beta=1.0, alpha=scale)
