@@ -35,3 +35,4 @@ def test_readme_quickstart_runs_to_the_end(tmp_path):
     assert (quick / "results.json").is_file() and (quick / "demo.mp4").stat().st_size > 0
     assert (quick / "demo.results.json").is_file()
     assert "AP" in proc.stdout                        # visrc evaluate printed its summary
+    assert re.search(r"^\d+ tracks$", proc.stdout, re.M)   # the Python API (visrc.init_model, visrc.track_video)

@@ -57,16 +57,13 @@ def default_results_path(out: str | Path) -> Path:
 
 
 def _video_entry(video, max_frames):
-    """The one-video YouTube-VIS dict of VIDEO (id 1), shortened to ``max_frames``."""
-    from visrc.data.video_files import frame_folder_entry, is_video_file, video_file_entry
+    """The one-video YouTube-VIS dict of VIDEO (id 1), shortened to ``max_frames``
+    (:func:`visrc.api.video_entry`)."""
+    from visrc.api import video_entry
 
-    entry = video_file_entry(video, 1) if is_video_file(video) else frame_folder_entry(video, 1)
-    if max_frames is not None:
-        if max_frames < 1:
-            raise ValueError(f'--max-frames must be >= 1, got {max_frames}')
-        entry['length'] = min(entry['length'], max_frames)
-        entry['file_names'] = entry['file_names'][:max_frames]
-    return entry
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f'--max-frames must be >= 1, got {max_frames}')
+    return video_entry(video, 1, max_frames)
 
 
 def _frames(entry):
@@ -91,36 +88,27 @@ def _frames(entry):
 
 def render_demo(config, checkpoint, video, out, mode=None, score_thr=0.3, fps=None,
                 max_frames=None, device='cpu', results_out=None, skip_bad_frames=False, log=None):
-    """Predict, track and draw one video (a video file or a frame folder); also writes its
-    YouTube-VIS results to ``results_out`` (default :func:`default_results_path`). Returns
+    """Predict, track and draw one video (a video file or a frame folder) with
+    :func:`visrc.init_model` and :func:`visrc.track_video`; also writes its YouTube-VIS results
+    (:func:`visrc.write_results`) to ``results_out`` (default :func:`default_results_path`). Returns
     ``(out path, number of tracks drawn)``."""
-    from visrc.evaluation.export import results_for_split, write_results
-    from visrc.models.config import config_classes, load_config
-    from visrc.models.predictor import VideoPredictor
-    from visrc.pipeline import predict_split
-    from visrc.tracking import build_bitrack_config, track_split
-    from visrc.viz.draw import draw_frame, tracks_to_frames, write_video
+    from visrc.api import init_model, track_video, write_results
     from visrc.data.video_files import VideoWriter
+    from visrc.viz.draw import draw_frame, tracks_to_frames, write_video
 
     out = check_out(out)
     results_out = Path(results_out) if results_out else default_results_path(out)
     if results_out.is_dir():
         raise IsADirectoryError(f'{results_out}: --results is a directory; give the JSON file to write')
-    entry = _video_entry(video, max_frames)
-    cfg = load_config(config)
-    classes = config_classes(cfg)
-    predictor = VideoPredictor.from_files(cfg, checkpoint, device)
-    data = dict(videos=[entry], categories=[dict(id=i + 1, name=c) for i, c in enumerate(classes)], annotations=[])
-    predictions = predict_split(predictor, data, '/', log, skip_bad_frames=skip_bad_frames)[0]
-    entry['length'] = len(predictions)        # a video file's decoded frame count
-    mode = mode or cfg.get('tracking_mode', 'forward')
-    tracks = track_split([predictions], build_bitrack_config(cfg.get('tracking')), mode=mode)[predictions.video_id]
-    results = results_for_split({predictions.video_id: tracks}, {i: i + 1 for i in range(len(classes))},
-                                skip_unmapped=True)
-    write_results(results, results_out, gt=data)
+    _video_entry(video, max_frames)           # a bad VIDEO or --max-frames fails before the model is built
+    model = init_model(config, checkpoint, device)
+    tracks = track_video(model, video, mode or model.mode, max_frames=max_frames, skip_bad_frames=skip_bad_frames,
+                         log=log)
+    entry, classes = tracks.video, model.classes
+    write_results({1: tracks}, results_out)
 
-    shown = [t for t in tracks if t.score >= score_thr]
-    per_frame = tracks_to_frames(shown, len(predictions))
+    shown = [t.track for t in tracks if t.score >= score_thr]
+    per_frame = tracks_to_frames(shown, entry['length'])
     if fps is None:
         fps = entry.get('fps') or DEFAULT_FOLDER_FPS
     drawn = (draw_frame(img, f['boxes'], f['masks'], f['track_ids'], f['labels'], f['scores'], classes)
@@ -132,7 +120,7 @@ def render_demo(config, checkpoint, video, out, mode=None, score_thr=0.3, fps=No
             for frame in drawn:
                 writer.write(frame)
     if log:
-        log(f'[demo] wrote {out} and {results_out} ({len(predictions)} frames, {len(results)} tracks)')
+        log(f'[demo] wrote {out} and {results_out} ({len(per_frame)} frames, {len(tracks)} tracks)')
     return out, len(shown)
 
 

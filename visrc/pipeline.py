@@ -8,7 +8,9 @@
 
 ``visrc infer``, the run cache (:mod:`visrc.experiments.runs`), the ensembles of Table 2 and the
 notebooks all go through these functions; a split's per-frame predictions are saved once
-(``.npz``) so any tracker setting can re-use them without the model.
+(``.npz``) so any tracker setting can re-use them without the model. One video from a script or
+a notebook: :mod:`visrc.api` (``visrc.init_model`` / ``visrc.track_video`` / ``visrc.write_results``),
+a thin layer over :func:`predict_split` and :func:`visrc.tracking.track_split`.
 """
 from __future__ import annotations
 
