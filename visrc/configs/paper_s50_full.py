@@ -1,5 +1,7 @@
 # The paper's full system with a ResNeSt-50 backbone: Table 1 row 5 (TCIS + MultiTask + MSD +
-# BiTrack) on YouTube-VIS 2021, one of Table 2's members. No _base_: the whole model is here.
+# BiTrack) on YouTube-VIS 2021, one of Table 2's members. One _base_ level: the model block of
+# _base_/mask_rcnn_p7_track.py, overridden below to the paper's sizes and the full system's heads,
+# and _base_/default_runtime.py.
 #   model      Mask R-CNN + FPN P2..P7 + quasi-dense track head (paper_s50.py's baseline) with
 #              TCIS (3.3) at 256 channels, mask scoring, semantic segmentation on P3 and
 #              multi-label classification on C5 over the C = 40 classes (3.5.1), and box/mask/
@@ -28,8 +30,7 @@
 #       --data-root /data/vis --init /path/to/coco_pretrained_mask_rcnn.pth      (paper 4.1)
 #   visrc infer visrc/configs/paper_s50_full.py work_dirs/paper_s50_full/epoch_12.pth --data /data/vis \
 #       --out results.json --submission-zip submission.zip
-custom_imports = dict(imports=['visrc.registry'], allow_failed_imports=False)
-default_scope = 'mmdet'
+_base_ = ['./_base_/mask_rcnn_p7_track.py', './_base_/default_runtime.py']
 
 data_root = 'data/vis/'                  # `visrc train --data-root` overrides it (every source)
 dataset_version = '2021'                 # YouTube-VIS version: class list and category-table column
@@ -41,62 +42,40 @@ classes = ('airplane', 'bear', 'bird', 'boat', 'car', 'cat', 'cow', 'deer', 'dog
 num_classes = 40                         # C: the YouTube-VIS classes
 num_aux = 59                             # K: auxiliary classes (see the header)
 img_scale = (640, 360)                   # (w, h)
-fpn_strides = [4, 8, 16, 32, 64, 128]    # P2..P7 (the paper's extra P7: 6 levels)
 ch = 256                                 # FPN, RoI, TCIS and semantic-segmentation channels
 c5_channels = 2048                       # ResNeSt-50 C5
 norm_cfg = dict(type='SyncBN', requires_grad=True)   # under CPU DDP, VISRunner swaps in VisSyncBN
 msd_ratios = [2, 1, 1]                   # videos : COCO : OpenImages samples per epoch
 
+# the base's model at paper_s50.py's sizes (ResNeSt-50, 256 channels, mmdet's standard head widths,
+# sampler sizes and proposal counts) with the full system's RoI head, C + K class heads and
+# multi-task heads; the rest is the base's
 model = dict(
-    type='VISQDTrack',
-    data_preprocessor=dict(
-        type='TrackDataPreprocessor',
-        mean=[123.68, 116.779, 103.939], std=[58.393, 57.12, 57.375],
-        bgr_to_rgb=True, pad_mask=True, pad_size_divisor=32),
+    data_preprocessor=dict(mean=[123.68, 116.779, 103.939], std=[58.393, 57.12, 57.375]),  # ResNeSt's
     detector=dict(
-        type='MaskRCNN',
         backbone=dict(
+            _delete_=True,
             type='ResNeSt', stem_channels=64, depth=50, radix=2, reduction_factor=4,
             avg_down_stride=True, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=1,
             norm_cfg=norm_cfg, norm_eval=False, style='pytorch', init_cfg=None),
-        neck=dict(type='FPN', in_channels=[256, 512, 1024, 2048], out_channels=ch, num_outs=6),
-        rpn_head=dict(
-            type='RPNHead', in_channels=ch, feat_channels=ch,
-            anchor_generator=dict(type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0],
-                                  strides=fpn_strides),
-            bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0],
-                            target_stds=[1.0, 1.0, 1.0, 1.0]),
-            loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
-            loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+        neck=dict(in_channels=[256, 512, 1024, 2048], out_channels=ch),
+        rpn_head=dict(in_channels=ch, feat_channels=ch),
         roi_head=dict(
             type='VISTCISMaskScoringRoIHead',
             # TCIS: Correlation Transform + deformable conv on the 14x14 mask RoI features,
             # training only, through the shared mask head; every positive RoI of a matched instance
             tcis=dict(in_channels=ch, roi_size=14, deform_kernel=3, deform_groups=1, norm_cfg=norm_cfg),
             tcis_loss_weight=1.0, tcis_rois_per_instance=None,
-            bbox_roi_extractor=dict(
-                type='SingleRoIExtractor',
-                roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
-                out_channels=ch, featmap_strides=fpn_strides),
+            bbox_roi_extractor=dict(out_channels=ch),
             # C + K classes in training (Algorithm 1 labels the auxiliary objects); outputs C
             bbox_head=dict(
                 type='AuxClassBBoxHead', num_target_classes=num_classes, num_aux_classes=num_aux,
                 num_classes=num_classes + num_aux, aux_drop_mode='columns',
-                in_channels=ch, fc_out_channels=1024, roi_feat_size=7,
-                bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
-                                target_stds=[0.1, 0.1, 0.2, 0.2]),
-                reg_class_agnostic=False,
-                loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-                loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
-            mask_roi_extractor=dict(
-                type='SingleRoIExtractor',
-                roi_layer=dict(type='RoIAlign', output_size=14, sampling_ratio=0),
-                out_channels=ch, featmap_strides=fpn_strides),
+                in_channels=ch, fc_out_channels=1024),
+            mask_roi_extractor=dict(out_channels=ch),
             # weak instances (no or noisy mask) are left out of every mask loss
-            mask_head=dict(
-                type='WeakMaskFCNMaskHead', num_convs=4, in_channels=ch, conv_out_channels=ch,
-                num_classes=num_classes + num_aux,
-                loss_mask=dict(type='CrossEntropyLoss', use_mask=True, loss_weight=1.0)),
+            mask_head=dict(type='WeakMaskFCNMaskHead', num_convs=4, in_channels=ch, conv_out_channels=ch,
+                           num_classes=num_classes + num_aux),
             # mask scoring: predicted mask IoU x class score at inference (mmdet's MaskIoUHead sizes)
             mask_iou_head=dict(
                 type='WeakMaskIoUHead', num_convs=4, num_fcs=2, roi_feat_size=14,
@@ -104,55 +83,21 @@ model = dict(
                 num_classes=num_classes + num_aux,
                 loss_iou=dict(type='MSELoss', loss_weight=0.5))),
         train_cfg=dict(
-            rpn=dict(
-                assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3,
-                              min_pos_iou=0.3, match_low_quality=True, ignore_iof_thr=-1),
-                sampler=dict(type='RandomSampler', num=256, pos_fraction=0.5, neg_pos_ub=-1,
-                             add_gt_as_proposals=False),
-                allowed_border=-1, pos_weight=-1, debug=False),
-            rpn_proposal=dict(nms_pre=2000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7),
-                              min_bbox_size=0),
-            rcnn=dict(
-                assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5,
-                              min_pos_iou=0.5, match_low_quality=True, ignore_iof_thr=-1),
-                sampler=dict(type='RandomSampler', num=512, pos_fraction=0.25, neg_pos_ub=-1,
-                             add_gt_as_proposals=True),
-                mask_size=28, pos_weight=-1, mask_thr_binary=0.5, debug=False)),
-        test_cfg=dict(
-            rpn=dict(nms_pre=200, max_per_img=200, nms=dict(type='nms', iou_threshold=0.7),
-                     min_bbox_size=0),
-            rcnn=dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=100,
-                      mask_thr_binary=0.5)),
-        init_cfg=None),
+            rpn=dict(sampler=dict(num=256)),
+            rpn_proposal=dict(nms_pre=2000, max_per_img=1000),
+            rcnn=dict(sampler=dict(num=512), mask_thr_binary=0.5)),   # the IoU targets binarise with it
+        test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=200), rcnn=dict(max_per_img=100))),
     track_head=dict(
-        type='QuasiDenseTrackHead',
-        roi_extractor=dict(
-            type='SingleRoIExtractor',
-            roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
-            out_channels=ch, featmap_strides=fpn_strides),
-        embed_head=dict(
-            type='QuasiDenseEmbedHead', num_convs=4, num_fcs=1, in_channels=ch,
-            conv_out_channels=ch, fc_out_channels=1024, embed_channels=256,
-            norm_cfg=dict(type='GN', num_groups=32),
-            loss_track=dict(type='MultiPosCrossEntropyLoss', loss_weight=0.25),
-            loss_track_aux=dict(type='MarginL2Loss', neg_pos_ub=3, pos_margin=0, neg_margin=0.1,
-                                hard_mining=True, loss_weight=1.0)),
-        train_cfg=dict(
-            assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.5,
-                          min_pos_iou=0.5, match_low_quality=False, ignore_iof_thr=-1),
-            sampler=dict(type='CombinedSampler', num=256, pos_fraction=0.5, neg_pos_ub=3,
-                         add_gt_as_proposals=True,
-                         pos_sampler=dict(type='InstanceBalancedPosSampler'),
-                         neg_sampler=dict(type='RandomSampler')))),
+        roi_extractor=dict(out_channels=ch),
+        embed_head=dict(num_convs=4, in_channels=ch, conv_out_channels=ch, fc_out_channels=1024,
+                        embed_channels=256, norm_cfg=dict(num_groups=32)),
+        train_cfg=dict(sampler=dict(num=256))),
     # training-only multi-task heads over the C target classes (auxiliary objects are ignored)
     aux_heads=dict(
         semseg=dict(type='SemSegHead', num_classes=num_classes, in_channels=ch, num_convs=4,
                     conv_channels=ch, feat_stride=8, in_index=1, loss_weight=1.0),     # P3
         multilabel=dict(type='MultiLabelClsHead', num_classes=num_classes, in_channels=c5_channels,
-                        in_index=-1, loss_weight=1.0)),                                 # C5
-    tracker=None,               # association: visrc.tracking (`tracking` below)
-    embed_score_thr=0.05,
-    init_cfg=None)
+                        in_index=-1, loss_weight=1.0)))                                 # C5
 
 # inference: BiTrack (forward + backward association, tracklets merged above merge_iou_thr) and
 # label voting; QDTrack's association: bi-softmax with one frame of backdrops (`similarity='cosine',
@@ -213,12 +158,6 @@ train_dataloader = dict(
                  pipeline=train_pipeline),
         ]))
 test_split = dict(ann_file='valid/instances.json', img_prefix='valid/JPEGImages')
-val_dataloader = None
-val_cfg = None
-val_evaluator = None
-test_dataloader = None
-test_cfg = None
-test_evaluator = None
 
 # ---------------------------------------------------------------- schedule
 max_epochs = 12
@@ -235,18 +174,7 @@ auto_scale_lr = dict(enable=False, base_batch_size=16)
 sync_bn = 'torch'               # any BatchNorm becomes synchronized under DDP (VISRunner)
 
 # ---------------------------------------------------------------- runtime
-runner_type = 'VISRunner'
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
-custom_hooks = [dict(type='RNGStateHook')]
-env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='nccl'))
-log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
-log_level = 'INFO'
-load_from = None                # a checkpoint of this model; COCO-pretrained weights: `--init CKPT`
-resume = False
-randomness = dict(seed=0)
+# _base_/default_runtime.py's, on GPUs: nccl, and a 50-iteration log and 3 checkpoints kept
+default_hooks = dict(logger=dict(interval=50), checkpoint=dict(max_keep_ckpts=3))
+env_cfg = dict(dist_cfg=dict(backend='nccl'))
+log_processor = dict(window_size=50)

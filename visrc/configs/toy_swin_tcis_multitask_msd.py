@@ -5,8 +5,9 @@
 # Changed keys vs toy_tcis_multitask_msd.py (everything else, schedule and data included, is its):
 #   model.detector.backbone     ResNet(depth 18, base 16) -> SwinTransformer, = toy_swin.py's (`_delete_`)
 # The Swin stages have ResNet's channels (16, 32, 64, 128 at strides 4..32), so the FPN, the heads and
-# the multi-label head on C5 (128 channels) are unchanged. Its _base_ has one _base_ of its own
-# (toy_baseline.py): repeating the 80 lines of MSD data here would hide the one change.
+# the multi-label head on C5 (128 channels) are unchanged. Its _base_ has its own (toy_baseline.py,
+# whose _base_ is the model block and runtime in _base_/): repeating the 80 lines of MSD data here
+# would hide the one change.
 _base_ = ['./toy_tcis_multitask_msd.py']
 
 model = dict(

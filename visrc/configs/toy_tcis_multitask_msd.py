@@ -2,7 +2,8 @@
 # with Multi-Source Data (paper 3.2): the toy videos mixed with the COCO-style and OpenImages-style
 # still images (pseudo reference frames by a random affine warp, weak masks left out of every mask
 # loss), non-target COCO objects (kite, frisbee, umbrella) kept as K auxiliary classes (Algorithm 1).
-# One _base_ level (toy_baseline.py); changed keys vs the baseline (the schedule is the baseline's):
+# _base_: toy_baseline.py (which has the model block and runtime of _base_/ as its own _base_);
+# changed keys vs the baseline (the schedule is the baseline's):
 #   model.detector.roi_head.type          VISRoIHead -> VISTCISMaskScoringRoIHead
 #   model.detector.roi_head.tcis / tcis_loss_weight         (as in toy_tcis.py)
 #   model.detector.roi_head.bbox_head     AuxClassBBoxHead over C + K classes (outputs C only)
