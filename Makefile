@@ -42,3 +42,22 @@ bench: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Wheels the GPU machine's own Python 3.12 (x86_64, torch preinstalled, no package registry) lacks,
+# for `bash benchmarks/device_check.sh` there: pure-Python or cp312 manylinux, no dependencies pulled
+# (each one named), into .device/wheels/ (git-ignored; the device call carries .device).
+DEVICE_WHEEL_DIR ?= .device/wheels
+DEVICE_WHEELS ?= mmcv-lite==2.1.0 mmdet==3.3.0 mmengine==0.10.7 pycocotools==2.0.11 shapely==2.2.0 \
+	addict==2.4.0 yapf==0.43.0 platformdirs==4.14.9 termcolor==3.3.0 terminaltables==3.1.10
+DEVICE_PIP ?= $(firstword $(wildcard $(PY)) python3) -m pip
+DEVICE_WHEELS_MAX_MIB ?= 32
+.PHONY: device-wheels
+device-wheels:
+	rm -rf $(DEVICE_WHEEL_DIR) && mkdir -p $(DEVICE_WHEEL_DIR)
+	$(DEVICE_PIP) download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d $(DEVICE_WHEEL_DIR) $(DEVICE_WHEELS)
+	@ls -1 $(DEVICE_WHEEL_DIR)
+	@kib=$$(du -sk $(DEVICE_WHEEL_DIR) | cut -f1); \
+	  echo "device wheels: $$(ls $(DEVICE_WHEEL_DIR)/*.whl | wc -l) files, $$((kib / 1024)).$$((kib % 1024 * 10 / 1024)) MiB in $(DEVICE_WHEEL_DIR)"; \
+	  test $$kib -lt $$(($(DEVICE_WHEELS_MAX_MIB) * 1024)) || { echo "over $(DEVICE_WHEELS_MAX_MIB) MiB: the device call carries 64 MiB in all" >&2; exit 1; }
