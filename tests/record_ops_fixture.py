@@ -5,7 +5,10 @@ environment with mmcv 2.1.0 built with ops; ``tests/test_ops.py`` compares visrc
     python tests/record_ops_fixture.py
 
 Inputs, outputs and every gradient are stored (torch.save of tensors, numbers and strings only,
-loadable with ``weights_only=True``). The cases are :func:`cases`; nothing here is random at test time.
+loadable with ``weights_only=True``); nothing is random at test time. The deformable-conv cases use
+one-hot weights and, for the weight gradient, a sparse output gradient (:func:`_one_hot_weight`,
+:func:`_sparse_grad`), so that the matrix products, torch's own in mmcv and in visrc, are exact
+whatever the CPU or thread count.
 """
 from __future__ import annotations
 
@@ -58,6 +61,33 @@ def nms_cases():
             ('empty', torch.zeros(0, 4), torch.zeros(0), 0.5, 0)]
 
 
+def _one_hot_weight(c_out, c, groups, k, gen):
+    """(c_out, c / groups, k, k): each output channel takes one tap of its group's input (weight 1 or
+    0.5), no two channels of a group the same tap. Every product sum of the convolution and of its
+    input gradient then has one nonzero term, so it is exact in any order, on any CPU and thread
+    count: the comparison tests the sampling kernels (im2col, col2im), not the matrix library."""
+    per_group = c_out // groups
+    taps = (c // groups) * k * k
+    w = torch.zeros(c_out, taps)
+    for g in range(groups):
+        chosen = torch.randperm(taps, generator=gen)[:per_group]
+        for o, tap in enumerate(chosen):
+            w[g * per_group + o, tap] = 1.0 if o % 2 == 0 else 0.5
+    return w.view(c_out, c // groups, k, k)
+
+
+def _sparse_grad(shape, step, gen):
+    """(n, c_out, ho, wo) output gradient with one nonzero value per channel per im2col block of
+    ``step`` images: the weight gradient's sums over positions then have one nonzero term per block."""
+    n, c_out, ho, wo = shape
+    g = torch.zeros(shape)
+    for block in range(n // step):
+        for o in range(c_out):
+            pos = torch.randint(0, step * ho * wo, (1,), generator=gen).item()
+            g[block * step + pos // (ho * wo), o, (pos % (ho * wo)) // wo, pos % wo] = torch.randn(1, generator=gen)
+    return g
+
+
 def deform_conv_cases():
     """(name, input, offset, weight, stride, padding, dilation, groups, deform_groups, im2col_step)."""
     gen = torch.Generator().manual_seed(2)
@@ -66,14 +96,17 @@ def deform_conv_cases():
             ('tcis_like', 4, 8, 8, 3, 1, 1, 1, 1, 1, 2),
             ('deform_groups2', 2, 8, 6, 3, 1, 1, 1, 1, 2, 2),
             ('groups2_stride2', 2, 8, 8, 3, 2, 1, 1, 2, 1, 1),
-            ('dilation2', 3, 4, 5, 3, 1, 2, 2, 1, 1, 3)]:
+            ('dilation2', 3, 4, 5, 3, 1, 2, 2, 1, 1, 3),
+            ('kernel1_dg4', 2, 8, 4, 1, 1, 0, 1, 1, 4, 2)]:
         h, w = 9, 11
         ho = (h + 2 * pad - (dil * (k - 1) + 1)) // stride + 1
         wo = (w + 2 * pad - (dil * (k - 1) + 1)) // stride + 1
         x = torch.randn(n, c, h, w, generator=gen)
         offset = torch.randn(n, dg * 2 * k * k, ho, wo, generator=gen) * 2.5   # some samples fall outside
-        weight = torch.randn(c_out, c // groups, k, k, generator=gen) * 0.2
-        out.append((name, x, offset, weight, stride, pad, dil, groups, dg, step))
+        offset[0, :, 0, 0] = 1.0                        # whole-pixel offsets: corner weights of 0
+        offset[-1, :, -1, -1] = -1.0                    # a sample on the border
+        out.append((name, x, offset, _one_hot_weight(c_out, c, groups, k, gen), stride, pad, dil, groups, dg,
+                    step))
     return out
 
 
@@ -86,7 +119,7 @@ def record() -> dict:
     if backend() != 'mmcv':
         sys.exit('record_ops_fixture: needs mmcv-full (mmcv 2.1.0 built with ops); this environment has mmcv-lite')
     gen = torch.Generator().manual_seed(3)
-    fixture = {'mmcv': __import__('mmcv').__version__, 'torch': torch.__version__,
+    fixture = {'mmcv': str(__import__('mmcv').__version__), 'torch': str(torch.__version__),
                'roi_align': [], 'nms': [], 'deform_conv': []}
     for name, x, rois, size, scale, ratio, aligned in roi_align_cases():
         x = x.clone().requires_grad_(True)
@@ -103,13 +136,15 @@ def record() -> dict:
     for name, x, offset, weight, stride, pad, dil, groups, dg, step in deform_conv_cases():
         x, offset, weight = (t.clone().requires_grad_(True) for t in (x, offset, weight))
         y = deform_conv2d(x, offset, weight, stride, pad, dil, groups, dg, False, step)
-        grad_out = torch.randn(y.shape, generator=gen)
-        gx, goff, gw = torch.autograd.grad(y, (x, offset, weight), grad_out)
+        grad_out = torch.randn(y.shape, generator=gen)              # dense: input and offset gradients
+        gx, goff = torch.autograd.grad(y, (x, offset), grad_out, retain_graph=True)
+        grad_out_w = _sparse_grad(tuple(y.shape), step, gen)         # sparse: the weight gradient
+        (gw,) = torch.autograd.grad(y, (weight,), grad_out_w)
         fixture['deform_conv'].append(dict(name=name, input=x.detach(), offset=offset.detach(),
                                            weight=weight.detach(), stride=stride, padding=pad, dilation=dil,
                                            groups=groups, deform_groups=dg, im2col_step=step,
                                            output=y.detach(), grad_output=grad_out, grad_input=gx,
-                                           grad_offset=goff, grad_weight=gw))
+                                           grad_offset=goff, grad_output_weight=grad_out_w, grad_weight=gw))
     return fixture
 
 
