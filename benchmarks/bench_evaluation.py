@@ -26,11 +26,8 @@ and the per-category AP; exits non-zero if they differ by more than 1e-6.
     python benchmarks/bench_evaluation.py --small    # 40 + 14 videos, about half a minute
     python benchmarks/bench_evaluation.py --cases ovis
 
-Measured on the project's 2-core machine (AMD EPYC, pycocotools 2.0.11, numpy 2.2, numba 0.68.1),
-full scale, with other jobs on the machine (hence wall above cpu): start-up 2.0 s; 10/video 0.83 s
-(cpu 0.65) vs 7.0 s (8.5x); 100/video 3.5 s (cpu 2.3) vs 30.9 s (8.9x, cpu 12.0x); OVIS-like
-2.1 s vs 51.2 s (24.4x); all summaries identical (max |diff| 0.0). Most of visrc's time in the
-crowded case is the run intersections and the RLE decoding (:mod:`visrc.evaluation.rle_runs`).
+Most of visrc's time in the crowded case is the run intersections and the RLE decoding
+(:mod:`visrc.evaluation.rle_runs`).
 """
 from __future__ import annotations
 

@@ -80,11 +80,6 @@ class CachedLoadImageFromFile(LoadImageFromFile):
             _, old = self._cache.popitem(last=False)
             self._cache_bytes -= old.nbytes
 
-    def clear_cache(self) -> None:
-        """Drop every cached image (the hit and miss counters are kept)."""
-        self._cache.clear()
-        self._cache_bytes = 0
-
     @property
     def cache_bytes(self) -> int:
         """Bytes of decoded images currently cached."""

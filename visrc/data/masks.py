@@ -103,8 +103,10 @@ class YTVISFormatError(ValueError):
     """A YouTube-VIS file breaks the format. The message names file, record and field."""
 
 
-def _err(source: str, where: str, msg: str) -> YTVISFormatError:
-    return YTVISFormatError(f"{source}: {where}: {msg}")
+def _err(source: str, where: str, msg: str, error: type[ValueError] = YTVISFormatError) -> ValueError:
+    """The one-line format error ``source: where: msg`` (``error``: its class) that the ``visrc``
+    command line prints; shared by the GT, results and predictions checks."""
+    return error(f"{source}: {where}: {msg}")
 
 
 _INT64 = 1 << 63

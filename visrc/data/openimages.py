@@ -51,6 +51,8 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from visrc.data.boxes import box_iou
+
 BOX_COLUMNS = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 SEGMENTATION_COLUMNS = ("MaskPath", "ImageID", "LabelName", "BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax")
 
@@ -115,16 +117,6 @@ def _norm_box(row: dict, keys: Sequence[str], path: str, line: int) -> tuple[flo
     if not (0.0 <= x1 <= x2 <= 1.0 + 1e-6 and 0.0 <= y1 <= y2 <= 1.0 + 1e-6):
         raise ValueError(f"{path}:{line}: box {keys} = {(x1, x2, y1, y2)} is not normalised min <= max in [0, 1]")
     return x1, y1, x2, y2
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Box IoU (N, 4) x (M, 4) xyxy -> (N, M)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def find_mask_png(masks_dir: str, mask_path: str, image_id: str) -> Optional[str]:
@@ -248,7 +240,7 @@ def openimages_csv_to_coco(boxes_csv: str, classes_csv: str, image_dir: str, out
             s_idx = [k for k, s in enumerate(seg_rows) if s[0] == mid]
             b_idx = [k for k, i in enumerate(inst) if i["mid"] == mid]
             s_boxes = np.array([seg_rows[k][1] for k in s_idx]).reshape(-1, 4) * scale
-            iou = _iou(s_boxes, np.array([inst[k]["box"] for k in b_idx]).reshape(-1, 4))
+            iou = box_iou(s_boxes, np.array([inst[k]["box"] for k in b_idx]).reshape(-1, 4))
             taken_s, taken_b = set(), set()
             for flat in np.argsort(-iou, axis=None, kind="stable"):
                 si, bi = np.unravel_index(flat, iou.shape)

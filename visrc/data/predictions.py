@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from visrc.data.masks import RLE, encode_masks, to_rle
+from visrc.data.masks import RLE, _err, encode_masks, to_rle
 from visrc.fileio import atomic_write
 
 FORMAT_VERSION = 1
@@ -46,10 +47,6 @@ FORMAT_VERSION = 1
 
 class PredictionsFormatError(ValueError):
     """A predictions file or object breaks the format; the message names the file and field."""
-
-
-def _err(source: str, field_name: str, msg: str) -> PredictionsFormatError:
-    return PredictionsFormatError(f"{source}: field '{field_name}': {msg}")
 
 
 @dataclass
@@ -212,54 +209,55 @@ def load_predictions(path: str | os.PathLike, video_ids: Sequence[int] | None = 
 
 
 def _validate_arrays(a: dict, source: str) -> None:
+    err = partial(_err, source, error=PredictionsFormatError)
     need = ("format_version", "video_ids", "heights", "widths", "num_frames", "has_masks", "det_video", "det_frame",
             "boxes", "scores", "labels", "embeddings", "mask_bytes", "mask_offsets")
     for k in need:
         if k not in a:
-            raise _err(source, k, "missing")
+            raise err(f"field '{k}'", "missing")
     if int(a["format_version"]) != FORMAT_VERSION:
-        raise _err(source, "format_version", f"is {int(a['format_version'])}, this visrc reads {FORMAT_VERSION}")
+        raise err("field 'format_version'", f"is {int(a['format_version'])}, this visrc reads {FORMAT_VERSION}")
     for k in _INT_FIELDS:
         if a[k].dtype.kind not in "iu":
-            raise _err(source, k, f"dtype {a[k].dtype} is not integer")
+            raise err(f"field '{k}'", f"dtype {a[k].dtype} is not integer")
     for k in ("boxes", "scores", "embeddings"):
         if a[k].dtype.kind != "f":
-            raise _err(source, k, f"dtype {a[k].dtype} is not float")
+            raise err(f"field '{k}'", f"dtype {a[k].dtype} is not float")
     V = len(a["video_ids"])
     for k in ("heights", "widths", "num_frames", "has_masks"):
         if a[k].shape != (V,):
-            raise _err(source, k, f"shape {a[k].shape}, expected ({V},) like 'video_ids'")
+            raise err(f"field '{k}'", f"shape {a[k].shape}, expected ({V},) like 'video_ids'")
     if len(set(a["video_ids"].tolist())) != V:
-        raise _err(source, "video_ids", "duplicate video id")
+        raise err("field 'video_ids'", "duplicate video id")
     if V and (a["heights"].min() <= 0 or a["widths"].min() <= 0 or a["num_frames"].min() < 0):
-        raise _err(source, "heights/widths/num_frames", "must be positive (num_frames >= 0)")
+        raise err("field 'heights/widths/num_frames'", "must be positive (num_frames >= 0)")
     M = len(a["boxes"])
     if a["boxes"].shape != (M, 4):
-        raise _err(source, "boxes", f"shape {a['boxes'].shape}, expected (M, 4)")
+        raise err("field 'boxes'", f"shape {a['boxes'].shape}, expected (M, 4)")
     for k in ("scores", "labels", "det_video", "det_frame"):
         if a[k].shape != (M,):
-            raise _err(source, k, f"shape {a[k].shape}, expected ({M},) like 'boxes'")
+            raise err(f"field '{k}'", f"shape {a[k].shape}, expected ({M},) like 'boxes'")
     if a["embeddings"].ndim != 2 or len(a["embeddings"]) != M:
-        raise _err(source, "embeddings", f"shape {a['embeddings'].shape}, expected ({M}, D)")
+        raise err("field 'embeddings'", f"shape {a['embeddings'].shape}, expected ({M}, D)")
     if a["mask_offsets"].shape != (M + 1,):
-        raise _err(source, "mask_offsets", f"shape {a['mask_offsets'].shape}, expected ({M + 1},)")
+        raise err("field 'mask_offsets'", f"shape {a['mask_offsets'].shape}, expected ({M + 1},)")
     off = a["mask_offsets"]
     if off[0] != 0 or off[-1] != len(a["mask_bytes"]) or np.any(np.diff(off) < 0):
-        raise _err(source, "mask_offsets", "must start at 0, never decrease and end at len(mask_bytes)")
+        raise err("field 'mask_offsets'", "must start at 0, never decrease and end at len(mask_bytes)")
     if not (np.all(np.isfinite(a["boxes"])) and np.all(np.isfinite(a["scores"]))):
-        raise _err(source, "boxes/scores", "not finite")
+        raise err("field 'boxes/scores'", "not finite")
     if M:
         dv, df = a["det_video"], a["det_frame"]
         if dv.min() < 0 or dv.max() >= V:
-            raise _err(source, "det_video", f"index out of range [0, {V})")
+            raise err("field 'det_video'", f"index out of range [0, {V})")
         if df.min() < 0 or np.any(df >= a["num_frames"][dv]):
-            raise _err(source, "det_frame", "frame index outside its video's num_frames")
+            raise err("field 'det_frame'", "frame index outside its video's num_frames")
         gframe = np.concatenate([[0], np.cumsum(a["num_frames"])])[dv] + df
         if np.any(np.diff(gframe) < 0):
-            raise _err(source, "det_frame", "detections are not sorted by (video, frame)")
+            raise err("field 'det_frame'", "detections are not sorted by (video, frame)")
         empty_mask = np.diff(off) == 0
         if np.any(empty_mask & a["has_masks"][dv]):
-            raise _err(source, "mask_bytes", "a detection of a video with masks has empty RLE counts")
+            raise err("field 'mask_bytes'", "a detection of a video with masks has empty RLE counts")
 
 
 # ------------------------------------------------------------------------------------ synthetic

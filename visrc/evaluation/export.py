@@ -54,10 +54,6 @@ def _plain(results: Sequence[Mapping]) -> list[dict]:
     return out
 
 
-def results_json_bytes(results: Sequence[Mapping]) -> bytes:
-    return json.dumps(_plain(results), separators=(",", ":")).encode("utf-8")
-
-
 def write_results(results: Sequence[Mapping], path: str | os.PathLike,
                   gt: Mapping | str | os.PathLike | None = None) -> Path:
     """Write ``results.json`` atomically (validated against ``gt`` first when given)."""

@@ -21,16 +21,13 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
+from visrc.data.masks import _err
 from visrc.data.ytvis import (FormatWarnings, YTVISFormatError, check_rle_strings, check_segmentation, is_int,
                               is_number, no_null_annotations, show, validate_ytvis, what)
 from visrc.fileio import read_json
 
 RESULT_KEYS = ("video_id", "category_id", "score", "segmentations")
 SUBMISSION_MEMBER = "results.json"
-
-
-def _err(source: str, where: str, msg: str) -> YTVISFormatError:
-    return YTVISFormatError(f"{source}: {where}: {msg}")
 
 
 def read_results(path: str | os.PathLike) -> tuple[Any, list[str]]:

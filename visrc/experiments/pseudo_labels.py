@@ -272,16 +272,19 @@ class PseudoLabelTable:
 @slot_priority(CHAIN)          # the longest trainings of the main job, started last: ahead of the queue
 def pseudo_label_table(table: EnsembleTable, pseudo_config=None, retrain: str = "new",
                        retrain_epochs: int | None = None, retrain_lr: float | None = None,
-                       control: bool = False, choose_on_tune: bool = True, score_grid=PSEUDO_SCORE_GRID,
-                       track_len_grid=PSEUDO_TRACK_LEN_GRID) -> PseudoLabelTable:
+                       control: bool = False, choose_on_tune: bool = True, score_grid=None,
+                       track_len_grid=None) -> PseudoLabelTable:
     """Pseudo labels from each seed's ensemble (score threshold and minimum track length chosen from
-    ``score_grid`` x ``track_len_grid`` on the table's ``choice_split`` by :func:`choose_pseudo_config`,
+    ``score_grid`` x ``track_len_grid``, None: :data:`PSEUDO_SCORE_GRID` x :data:`PSEUDO_TRACK_LEN_GRID`,
+    on the table's ``choice_split`` by :func:`choose_pseudo_config`,
     unless ``choose_on_tune=False``: ``pseudo_config`` as given), every model retrained on train + pseudo-labelled valid
     (:func:`retrain_jobs`; with ``retrain="finetune"`` and ``control``, also on train alone), then the
     Greedy Auto Ensemble of all models selected on ``choice_split``."""
     from visrc.experiments.pretrain import init_of
     from visrc.experiments.runs import train_many
 
+    score_grid = PSEUDO_SCORE_GRID if score_grid is None else score_grid
+    track_len_grid = PSEUDO_TRACK_LEN_GRID if track_len_grid is None else track_len_grid
     root, names, members = table.data_root, table.names, dict(table.members)
     runs, pseudo_stats, choice, merged = list(table.runs), [], [], {}
     # the new networks start where the models did (the same cached pretraining)

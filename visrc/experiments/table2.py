@@ -45,6 +45,8 @@ from visrc.paths import runs_dir
 
 Member = tuple[str, "str | Path"]   # (config, checkpoint)
 
+IOU_THR = 0.55                      # GAE's box-clustering IoU (and the multi-scale merge's)
+
 
 @dataclass
 class EnsembleResult:
@@ -84,7 +86,7 @@ def _proposal_fn(predictor, paths: dict):
 
 
 def ensemble_models(members: Sequence[Member], data_root, scales: Sequence[float] = (1.0,), refine: bool = True,
-                    iou_thr: float = 0.55, mode: str | None = None, tracking: dict | None = None,
+                    iou_thr: float = IOU_THR, mode: str | None = None, tracking: dict | None = None,
                     force: bool = False, split: str | None = None, foreign_root: bool = False) -> EnsembleResult:
     """GAE of ``members`` (``(config, checkpoint)`` pairs) at ``scales`` on ``split`` (None: the configs'
     test split), tracked and evaluated (rules in the module docstring). One member with several scales
@@ -151,7 +153,7 @@ def ensemble_models(members: Sequence[Member], data_root, scales: Sequence[float
 TABLE2_MODELS = (("A", "toy_tcis_multitask_msd"), ("B", "toy_swin_tcis_multitask_msd"))
 
 
-def select_members(members: dict, data_root, split: str = "tune", iou_thr: float = 0.55,
+def select_members(members: dict, data_root, split: str = "tune", iou_thr: float = IOU_THR,
                    mode: str | None = "bitrack", max_models: int | None = None) -> tuple[list[str], list[float]]:
     """Greedy Auto Ensemble's model selection (paper 3.5.2) on ``split``: forward selection
     (:func:`visrc.ensemble.selection.greedy_select`) of the names of ``members`` (name ->
@@ -188,6 +190,7 @@ class EnsembleTable:
     init: object                  # as given to ensemble_table ("pretrained", None or a checkpoint path)
     pretrain_epochs: int | None
     n_boot: int = 1000
+    models: Sequence[tuple[str, str]] = TABLE2_MODELS    # (name, config) pairs, as resolved by ensemble_table
 
 
 def ensemble_row(row: str, seed: int, ens: EnsembleResult, n_boot: int, **extra) -> dict:
@@ -205,17 +208,20 @@ def ensemble_row(row: str, seed: int, ens: EnsembleResult, n_boot: int, **extra)
 
 
 @slot_priority(CHAIN)          # the ensemble and the pseudo-label networks wait for these models
-def ensemble_table(data_root, models=TABLE2_MODELS, seeds=(0,), train_epochs: int | None = None,
-                   scales: Sequence[float] = (1.0,), iou_thr: float = 0.55, refine: bool = True,
+def ensemble_table(data_root, models=None, seeds=(0,), train_epochs: int | None = None,
+                   scales: Sequence[float] = (1.0,), iou_thr: float | None = None, refine: bool = True,
                    init="pretrained", pretrain_epochs: int | None = None, mode: str | None = "bitrack",
                    choice_split: str | None = "tune", n_boot: int = 1000) -> EnsembleTable:
     """Train (or reuse) every model and seed from ``init`` (:func:`visrc.experiments.pretrain.resolve_init`);
     rows: each model alone, then the Greedy Auto Ensemble of the models it selects on ``choice_split``
     (None: all models, no selection) at ``scales``, every row tracked with ``mode`` (the paper: BiTrack)
-    and reported on the test split (notebook 04; notebook 05 calls it again and gets the same runs)."""
+    and reported on the test split (notebook 04; notebook 05 calls it again and gets the same runs).
+    ``models`` None: :data:`TABLE2_MODELS`; ``iou_thr`` None: :data:`IOU_THR`."""
     from visrc.experiments.pretrain import init_label, init_of
     from visrc.experiments.runs import train_many
 
+    models = TABLE2_MODELS if models is None else models
+    iou_thr = IOU_THR if iou_thr is None else iou_thr
     root = Path(data_root)
     names = [name for name, _ in models]
     inits = {config: init_of(config, root, init, pretrain_epochs) for _, config in models}
@@ -236,7 +242,7 @@ def ensemble_table(data_root, models=TABLE2_MODELS, seeds=(0,), train_epochs: in
         runs.append(ensemble_row(f"Ensemble ({', '.join(names)})", seed, ensembles[seed], n_boot,
                                  init=init_label(init), members=", ".join(chosen)))
     return EnsembleTable(runs, members, ensembles, selected, names, root, list(seeds), [float(s) for s in scales],
-                         iou_thr, refine, mode, choice_split, init, pretrain_epochs, n_boot)
+                         iou_thr, refine, mode, choice_split, init, pretrain_epochs, n_boot, models)
 
 
 def multiscale_rows(table: EnsembleTable, scales: Sequence[float]) -> list[dict]:
