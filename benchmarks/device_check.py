@@ -383,7 +383,7 @@ def predict_track(args, data: dict | None, tmp: Path, trained: list) -> dict:
     cfg.model.detector.test_cfg.rcnn.update(score_thr=0.0, max_per_img=10)
     tracking = cfg.tracking.to_dict()
     tracking['tracker'].update(init_score_thr=-1.0, obj_score_thr=-1.0)
-    kw = dict(data_root=str(root), tracking=tracking, device=args.device, log=None, progress=False, resume=False)
+    kw = dict(data_root=str(root), tracking=tracking, device=args.device, log=None)   # no resume, no progress bar
     if not args.dry_run:                      # eval-mode kernels warm up on one video first
         run_inference(cfg, ckpt, out=tmp / 'warmup.json', max_videos=1, **kw)
     _sync(args.device == 'cuda')

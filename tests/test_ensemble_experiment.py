@@ -143,7 +143,7 @@ def test_ensemble_models_refines_tracks_evaluates_and_caches(ensemble, ckpts, ti
     ms = load_predictions(ckpts[0].parent / "predict_forward_scale0p75" / "results.predictions.npz")
     assert ms[0].height == 72                                                           # original pixels
     # cached: nothing is predicted again
-    monkeypatch.setattr("visrc.pipeline.run_inference", lambda *a, **k: pytest.fail("re-predicted"))
+    monkeypatch.setattr("visrc.pipeline.predict", lambda *a, **k: pytest.fail("re-predicted"))
     monkeypatch.setattr("visrc.models.predictor.VideoPredictor.from_files", lambda *a, **k: pytest.fail("rebuilt"))
     again = table2.ensemble_models([("toy_baseline", ckpts[0]), ("toy_baseline", ckpts[1])], tiny_root,
                                    scales=(1.0, 0.75), refine=True)

@@ -222,15 +222,16 @@ def test_predict_many_writes_what_a_notebook_kernel_writes(tmp_path, toy_small, 
     job = dict(config=config, checkpoint=str(ckpt_a), data_root=str(toy_small), split="valid")
     summary, again = run_cache.predict_many([job, dict(job)])        # the same job twice: predicted once
     assert again == summary
-    assert Path(summary["results"]).parent == run_cache.prediction_dir(ckpt_a, toy_small, split="valid")
-    assert (Path(summary["results"]).parent / "predict.log").is_file()
+    assert Path(summary["predictions"]).parent == run_cache.prediction_dir(ckpt_a, toy_small, split="valid")
+    assert (Path(summary["predictions"]).parent / "predict.log").is_file()
+    assert "results" not in summary and "tracks" not in summary          # predict_cached never tracks
 
     kernel = ("import sys, json; from visrc.experiments.runs import predict_cached; "
               "predict_cached(**json.loads(sys.argv[1]))")
     subprocess.run([sys.executable, "-c", kernel, json.dumps(dict(job, checkpoint=str(ckpt_b)))], check=True,
                    env=numerics.pinned_env(), cwd=tmp_path)
     reference = read_json(run_cache.prediction_dir(ckpt_b, toy_small, split="valid") / "summary.json")
-    assert read_json(summary["results"]) == read_json(reference["results"]) and summary["tracks"] > 0
+    assert summary["frames"] == reference["frames"] > 0 and summary["videos"] == reference["videos"]
     with np.load(summary["predictions"]) as mine, np.load(reference["predictions"]) as theirs:
         assert sorted(mine.files) == sorted(theirs.files)
         for name in mine.files:

@@ -135,11 +135,11 @@ def test_frame_sampling_study_scores_each_setting_with_its_own_tracker(toy_small
     results.write_text(json.dumps(_perfect_results(gt)))
     calls = []
 
-    def fake_predict_cached(config, checkpoint, root, split=None, foreign_root=False):
+    def fake_track_run(config, checkpoint, root, split=None, foreign_root=False):
         calls.append((config, checkpoint, root, split, foreign_root))
-        return {"results": str(results)}
+        return gt, {"forward": json.loads(results.read_text())}
 
-    monkeypatch.setattr("visrc.experiments.runs.predict_cached", fake_predict_cached)
+    monkeypatch.setattr("visrc.experiments.table1.track_run", fake_track_run)
     monkeypatch.setattr("visrc.data.toy.toy_root", lambda preset, seed, n_valid_videos: toy_small)
     asked = _record_predict_many(monkeypatch)
     runs = [{"schedule": "equal_iterations", "frames": f, "seed": s, "AP": 1.0 if s == 0 else 0.5}
@@ -204,11 +204,12 @@ def test_predictions_on_a_foreign_root_are_kept_apart_at_every_scale(tmp_path, m
     monkeypatch.setenv("VISRC_RUNS_DIR", str(tmp_path / "runs"))
     outs = []
 
-    def fake_run_inference(config, checkpoint, data_root, out, mode, log, scale=1.0, **split):
-        outs.append(out.parent.name)
-        return {"predictions": str(out.parent / "predictions.npz")}
+    def fake_predict(cfg, checkpoint, split, predictions_out, options, log):
+        outs.append(predictions_out.parent.name)
+        return [], split, {"predictions": str(predictions_out.parent / "predictions.npz")}
 
-    monkeypatch.setattr("visrc.pipeline.run_inference", fake_run_inference)
+    monkeypatch.setattr("visrc.pipeline.predict", fake_predict)
+    monkeypatch.setattr("visrc.pipeline.prepare_split", lambda split, classes: (split, {}))   # no frames there
     monkeypatch.setattr("visrc.data.predictions.load_predictions", lambda path: path)
     ckpt = tmp_path / "run" / "epoch_3.pth"
     wide = tmp_path / "toy_default_seed0_valid256"

@@ -62,9 +62,15 @@ def _stderr(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The command line's part: argument checks, overwrite checks before any work, resume (finished
+    videos kept in ``<out>.parts/`` and reused by a re-run of the same model, removed once the
+    outputs are written), logging to stderr; the method is :func:`visrc.pipeline.infer`'s."""
+    import shutil
+
     from visrc.data.categories import parse_class_map
     from visrc.fileio import atomic_write_json
-    from visrc.pipeline import run_inference
+    from visrc.models.config import config_classes, load_config
+    from visrc.pipeline import InferenceOptions, Outputs, Parts, infer, load_split, videos_split
 
     if args.videos and (args.data or args.ann_file or args.img_prefix):
         raise ValueError('--videos: give either --videos or a split (--data/--ann-file/--img-prefix), not both')
@@ -74,13 +80,17 @@ def run(args: argparse.Namespace) -> int:
             raise FileExistsError(f'{metrics}: ' + ('is a directory' if metrics.is_dir()
                                                     else 'exists; pass --force to overwrite it'))
     class_map = parse_class_map(args.class_map)
-
-    summary = run_inference(args.config, args.checkpoint, data_root=args.data, ann_file=args.ann_file,
-                            img_prefix=args.img_prefix, out=args.out, predictions_out=args.predictions,
-                            mode=args.mode, device=args.device, max_videos=args.max_videos,
-                            evaluate=not args.no_eval, submission_zip=args.submission_zip, log=_stderr,
-                            class_map=class_map, sources=args.videos, overwrite=args.force,
-                            resume=not args.no_resume, skip_bad_frames=args.skip_bad_frames)
+    outputs = Outputs.beside(args.out, args.predictions, args.submission_zip)
+    outputs.check(overwrite=args.force)
+    cfg = load_config(args.config)                      # resolved once for the whole command
+    split = (videos_split(args.videos, config_classes(cfg)) if args.videos is not None
+             else load_split(cfg, args.data, ann_file=args.ann_file, img_prefix=args.img_prefix))
+    options = InferenceOptions(mode=args.mode, device=args.device, class_map=class_map, max_videos=args.max_videos,
+                               evaluate=not args.no_eval, skip_bad_frames=args.skip_bad_frames)
+    parts = None if args.no_resume else Parts(Path(f'{outputs.results}.parts'), cfg, args.checkpoint)
+    summary = infer(cfg, args.checkpoint, split, outputs, options, log=_stderr, parts=parts)
+    if parts is not None:
+        shutil.rmtree(parts.dir, ignore_errors=True)
     print(json.dumps(summary, indent=1))
     if args.metrics_out:
         atomic_write_json(args.metrics_out, summary, indent=1)

@@ -1,28 +1,46 @@
-"""The one pipeline every caller uses: predict a split -> track it -> YouTube-VIS results -> evaluate.
+"""The few functions every caller uses: load a split -> predict it -> track it -> write and score.
 
 ::
 
+    split = load_split("toy_baseline", root, split="valid")          # a Split: ann_file, img_root, gt
     summary = run_inference("toy_baseline", ckpt, data_root=root, out=out_dir / "results.json")
-    results, evaluation = track_and_evaluate(videos, gt, classes, tracking, mode="bitrack")
+    results, evaluation = track_and_evaluate(videos, split.gt, classes, tracking, mode="bitrack")
     evaluation["metrics"]["AP"]
 
-``visrc infer``, the run cache (:mod:`visrc.experiments.runs`), the ensembles of Table 2 and the
-notebooks all go through these functions; a split's per-frame predictions are saved once
-(``.npz``) so any tracker setting can re-use them without the model. One video from a script or
-a notebook: :mod:`visrc.api` (``visrc.init_model`` / ``visrc.track_video`` / ``visrc.write_results``),
-a thin layer over :func:`predict_split` and :func:`visrc.tracking.track_split`.
+:func:`infer` is the method (:func:`prepare_split`, :func:`predict`, :func:`track_and_evaluate`,
+:func:`write_outputs`) with its settings in :class:`InferenceOptions`; :func:`run_inference` is its
+one-call form. ``visrc infer`` (:mod:`visrc.infer_cli`: overwrite checks, resume, logging), the run
+cache (:mod:`visrc.experiments.runs`: :func:`predict` only, the tracking is its callers'), the
+ensembles of Table 2 and the notebooks all go through these functions; a split's per-frame
+predictions are saved once (``.npz``) so any tracker setting can re-use them without the model.
+Split names (``"tune"`` -> ``tune/instances.json`` + ``tune/JPEGImages``) live here only
+(:func:`split_files`). One video from a script or a notebook: :mod:`visrc.api`
+(``visrc.init_model`` / ``visrc.track_video`` / ``visrc.write_results``), a thin layer over
+:func:`predict_split` and :func:`visrc.tracking.track_split`.
 """
 from __future__ import annotations
 
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from visrc.data.categories import label_to_category, unmatched_classes
 
 DEFAULT_TEST_SPLIT = dict(ann_file="valid/instances.json", img_prefix="valid/JPEGImages")
+
+
+def split_files(split: str | None) -> dict:
+    """``ann_file`` / ``img_prefix`` of a video split of a data root in the YouTube-VIS layout
+    (``<split>/instances.json``, ``<split>/JPEGImages``); ``{}`` for ``None`` (the config's ``test_split``).
+    The one place split names become paths (:func:`split_paths`, :func:`load_split`)."""
+    if split is None:
+        return {}
+    if not split or "/" in split or split.startswith("."):
+        raise ValueError(f"split must be a folder name under the data root (e.g. 'valid', 'tune'), got {split!r}")
+    return dict(ann_file=f"{split}/instances.json", img_prefix=f"{split}/JPEGImages")
 
 
 def split_paths(config, data_root=None, ann_file: str | None = None,
@@ -35,6 +53,40 @@ def split_paths(config, data_root=None, ann_file: str | None = None,
     split = {**DEFAULT_TEST_SPLIT, **(cfg.get("test_split") or {})}
     root = Path(data_root if data_root is not None else cfg.get("data_root", "."))
     return root / (ann_file or split["ann_file"]), root / (img_prefix or split["img_prefix"])
+
+
+@dataclass(frozen=True)
+class Split:
+    """A split to predict or score: ``ann_file`` (its annotation JSON, or a label such as "the
+    videos" for the user's own videos), ``img_root`` (the folder its ``file_names`` are relative
+    to) and ``gt``, the YouTube-VIS dict (read from ``ann_file`` on first use when not given)."""
+
+    ann_file: Path | str
+    img_root: Path
+    data: dict | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def gt(self) -> dict:
+        if self.data is None:
+            from visrc.data.ytvis import load_ytvis
+
+            object.__setattr__(self, "data", load_ytvis(self.ann_file))
+        return self.data
+
+    def with_gt(self, gt: dict) -> "Split":
+        """The same split with another GT dict (fewer videos, default categories, decoded lengths)."""
+        return Split(self.ann_file, self.img_root, gt)
+
+
+def load_split(config, data_root=None, split: str | None = None, ann_file: str | None = None,
+               img_prefix: str | None = None) -> Split:
+    """The :class:`Split` of ``config`` (a name, file or loaded Config) under ``data_root``: the
+    video split ``split`` (:func:`split_files`, e.g. ``"tune"``), else the config's ``test_split``;
+    ``ann_file`` / ``img_prefix`` override either (:func:`split_paths`). The GT is read on first use."""
+    named = split_files(split)
+    ann_path, img_root = split_paths(config, data_root, ann_file or named.get("ann_file"),
+                                     img_prefix or named.get("img_prefix"))
+    return Split(ann_path, img_root)
 
 
 def _video_parts(entries: list, parts_dir: str | os.PathLike, parts_key: str,
@@ -272,114 +324,199 @@ def compare_tracking(videos, gt: dict, classes, tracking=None, modes=("forward",
             for mode in modes}
 
 
-def run_inference(config, checkpoint, data_root: str | os.PathLike | None = None,
-                  ann_file: str | None = None, img_prefix: str | None = None,
-                  out: str | os.PathLike = "results.json", predictions_out: str | os.PathLike | None = None,
-                  tracking: dict | None = None, mode: str | None = None, device: str = "cpu",
-                  max_videos: int | None = None, evaluate: bool = True,
-                  submission_zip: str | os.PathLike | None = None,
-                  log: Callable[[str], None] | None = print, scale: float = 1.0,
-                  class_map: dict | None = None, sources=None, overwrite: bool = True,
-                  resume: bool = True, skip_bad_frames: bool = False, progress: bool | None = None) -> dict:
-    """Predict a split, save its per-frame predictions (``.npz``), track, write YouTube-VIS
-    results to ``out`` and, if the split has annotations, evaluate them.
+USER_VIDEOS = "the videos"      # the ann_file label of a split made from the user's own videos
 
-    The split defaults to the config's ``test_split`` (:func:`split_paths`); ``sources`` (video
-    files, frame folders, or folders of them: :func:`visrc.data.video_files.sources_to_ytvis`)
-    replaces it with the user's own videos, ids 1..N, categories the config's classes. A split
-    without categories and annotations (``visrc make-json`` without ``--classes``) takes the
-    config's classes as its categories. ``tracking`` / ``mode``: see :func:`track_and_evaluate`
-    (default: :func:`config_tracking`). ``submission_zip``: also write the CodaLab ``submission.zip``.
-    ``scale``: test-time scale (:class:`visrc.models.predictor.VideoPredictor`). ``class_map``:
-    config class name -> category name (:func:`match_categories`), checked before the model runs.
 
-    Outputs are checked before any work: ``out`` must not be a directory, and with
-    ``overwrite=False`` no output may exist (``FileExistsError``). ``resume``: finished videos are
-    kept in ``<out>.parts/`` while the split runs and reused by a re-run of the same model (see
-    :func:`predict_split`, which also says what ``skip_bad_frames`` and ``progress`` do); the folder
-    is removed once the outputs are written. Returns a summary dict (paths, timings, metrics).
-    """
+@dataclass(frozen=True)
+class InferenceOptions:
+    """The method's settings of one inference (none of the command line's).
+
+    ``tracking`` / ``mode``: see :func:`track_and_evaluate` (None: :func:`config_tracking`);
+    ``device`` / ``scale``: the predictor's (:class:`visrc.models.predictor.VideoPredictor`; scale:
+    test-time scale); ``class_map``: config class name -> category name (:func:`match_categories`);
+    ``max_videos``: only the first N videos; ``evaluate``: score a split that has annotations;
+    ``skip_bad_frames``: see :func:`predict_split`."""
+
+    tracking: Any = None
+    mode: str | None = None
+    device: str = "cpu"
+    scale: float = 1.0
+    class_map: dict | None = None
+    max_videos: int | None = None
+    evaluate: bool = True
+    skip_bad_frames: bool = False
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where an inference writes: YouTube-VIS ``results``, the per-frame ``predictions`` (``.npz``)
+    and, optionally, the CodaLab ``submission_zip``."""
+
+    results: Path
+    predictions: Path
+    submission_zip: Path | None = None
+
+    @classmethod
+    def beside(cls, out: str | os.PathLike, predictions: str | os.PathLike | None = None,
+               submission_zip: str | os.PathLike | None = None) -> "Outputs":
+        """``predictions`` defaults to ``<out>.predictions.npz``."""
+        out = Path(out)
+        return cls(out, Path(predictions) if predictions else out.with_suffix(".predictions.npz"),
+                   Path(submission_zip) if submission_zip else None)
+
+    def check(self, overwrite: bool = True) -> None:
+        """Before any work: no output may be a directory, nor exist unless ``overwrite``."""
+        for p in [self.results, self.predictions] + ([self.submission_zip] if self.submission_zip else []):
+            if p.is_dir():
+                raise IsADirectoryError(f"{p}: is a directory; give the file to write")
+            if p.exists() and not overwrite:
+                raise FileExistsError(f"{p}: exists; pass --force to overwrite it")
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Where :func:`predict_split` keeps finished videos (``dir``) for a re-run to resume, and the
+    model they belong to (config, weights, test scale: :func:`parts_key`, read when the prediction
+    starts, after the split's checks)."""
+
+    dir: Path
+    cfg: Any = field(repr=False)
+    checkpoint: str | os.PathLike
+    scale: float = 1.0
+
+    @property
+    def key(self) -> str:
+        return parts_key(self.cfg, self.checkpoint, self.scale)
+
+
+def parts_key(cfg, checkpoint: str | os.PathLike, scale: float = 1.0) -> str:
+    """The fingerprint of a model for :class:`Parts`: its resolved config, weights and test scale
+    (saved videos are reused only by the same model)."""
     import hashlib
     import json
-    import shutil
 
-    from visrc.data.predictions import save_predictions
+    key = hashlib.sha256(json.dumps([cfg.to_dict(), float(scale)], sort_keys=True, default=str).encode())
+    with open(checkpoint, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            key.update(chunk)
+    return key.hexdigest()
+
+
+def videos_split(sources, classes) -> Split:
+    """The :class:`Split` of the user's own videos (video files, frame folders, or folders of them:
+    :func:`visrc.data.video_files.sources_to_ytvis`): ids 1..N, categories the config's ``classes``."""
     from visrc.data.video_files import sources_to_ytvis
-    from visrc.data.ytvis import load_ytvis
-    from visrc.evaluation.export import write_results, write_submission_zip
-    from visrc.models.config import config_classes, load_config
-    from visrc.models.predictor import VideoPredictor
 
-    out = Path(out)
-    predictions_out = Path(predictions_out) if predictions_out else out.with_suffix(".predictions.npz")
-    outputs = [out, predictions_out] + ([Path(submission_zip)] if submission_zip else [])
-    for p in outputs:
-        if p.is_dir():
-            raise IsADirectoryError(f"{p}: is a directory; give the file to write")
-        if p.exists() and not overwrite:
-            raise FileExistsError(f"{p}: exists; pass --force to overwrite it")
-    cfg = load_config(config)
-    classes = config_classes(cfg)
-    if sources is not None:
-        data, ann_path, img_root = sources_to_ytvis(sources, classes), "the videos", Path("/")
-    else:
-        ann_path, img_root = split_paths(cfg, data_root, ann_file, img_prefix)
-        data = load_ytvis(ann_path)
-        if not Path(img_root).is_dir():
-            raise FileNotFoundError(f"{img_root}: no such frames directory (the split's img_prefix)")
-        if not data["categories"] and not data.get("annotations"):
-            if log:
-                log(f"[infer] {ann_path} has no categories: using the config's classes ({len(classes)})")
-            data = dict(data, categories=[dict(id=i + 1, name=c) for i, c in enumerate(classes)])
-    categories = match_categories(classes, data, ann_path, class_map)    # fail (or warn) before the model runs
+    return Split(USER_VIDEOS, Path("/"), sources_to_ytvis(sources, classes))
+
+
+def prepare_split(split: Split, classes, class_map: dict | None = None, max_videos: int | None = None,
+                  log: Callable[[str], None] | None = None) -> tuple[Split, dict[int, int]]:
+    """``(split, label -> category id)``, checked before the model runs: its frames folder must
+    exist; a GT without categories and annotations (``visrc make-json`` without ``--classes``)
+    takes the config's ``classes`` as its categories; the classes are matched to them
+    (:func:`match_categories`: none matching is an error, a partial match a warning);
+    ``max_videos`` keeps the first N videos and their annotations."""
+    if not Path(split.img_root).is_dir():
+        raise FileNotFoundError(f"{split.img_root}: no such frames directory (the split's img_prefix)")
+    data = split.gt
+    if not data["categories"] and not data.get("annotations"):
+        if log:
+            log(f"[infer] {split.ann_file} has no categories: using the config's classes ({len(classes)})")
+        data = dict(data, categories=[dict(id=i + 1, name=c) for i, c in enumerate(classes)])
+    categories = match_categories(classes, data, split.ann_file, class_map)
     if max_videos is not None:
         keep = {v["id"] for v in data["videos"][:max_videos]}
         data = dict(data, videos=[v for v in data["videos"] if v["id"] in keep],
                     annotations=[a for a in data.get("annotations", []) if a["video_id"] in keep])
+    return split.with_gt(data), categories
 
-    parts_dir, parts_key = None, ""
-    if resume:
-        # the saved videos are reused only by the same model: config, weights and test scale
-        key = hashlib.sha256(json.dumps([cfg.to_dict(), float(scale)], sort_keys=True, default=str).encode())
-        with open(checkpoint, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                key.update(chunk)
-        parts_dir, parts_key = Path(f"{out}.parts"), key.hexdigest()
-    predictor = VideoPredictor.from_files(cfg, checkpoint, device, scale)
+
+def predict(cfg, checkpoint, split: Split, predictions_out: str | os.PathLike,
+            options: InferenceOptions = InferenceOptions(), log: Callable[[str], None] | None = print,
+            parts: Parts | None = None) -> tuple[list, Split, dict]:
+    """Predict every video of a (prepared) split with the model of ``cfg`` (a loaded Config) and
+    ``checkpoint`` and save the per-frame predictions to ``predictions_out``. Returns ``(videos,
+    the split with each video's decoded length, summary)``; the summary has ``predictions``,
+    ``videos``, ``frames``, ``scale``, ``predict_seconds`` and ``frames_per_second``. ``parts``:
+    resume (:func:`predict_split`)."""
+    from visrc.data.predictions import save_predictions
+    from visrc.models.predictor import VideoPredictor
+
+    key = parts.key if parts else ""
+    predictor = VideoPredictor.from_files(cfg, checkpoint, options.device, options.scale)   # cfg: not re-resolved
     t0 = time.time()
-    videos = predict_split(predictor, data, img_root, log, parts_dir=parts_dir, parts_key=parts_key,
-                           skip_bad_frames=skip_bad_frames, progress=progress)
+    videos = predict_split(predictor, split.gt, split.img_root, log, parts_dir=parts and parts.dir,
+                           parts_key=key, skip_bad_frames=options.skip_bad_frames)
     t_pred = time.time() - t0
     n_frames = sum(len(v) for v in videos)
     # a video file's frame count was read from its packets; the decoded count is the one that holds
     lengths = {v.video_id: len(v) for v in videos}
-    data = dict(data, videos=[dict(v, length=lengths[v["id"]]) for v in data["videos"]])
-
+    split = split.with_gt(dict(split.gt, videos=[dict(v, length=lengths[v["id"]]) for v in split.gt["videos"]]))
     save_predictions(videos, predictions_out)
+    summary = dict(predictions=str(predictions_out), videos=len(videos), frames=n_frames, scale=float(options.scale),
+                   predict_seconds=round(t_pred, 2), frames_per_second=round(n_frames / max(t_pred, 1e-9), 3))
+    return videos, split, summary
 
+
+def write_outputs(results: list[dict], split: Split, outputs: Outputs) -> None:
+    """Write ``results.json`` (validated against the split's videos, once) and, if asked, the
+    ``submission.zip`` of the same results."""
+    from visrc.evaluation.export import write_results, write_submission_zip
+
+    write_results(results, outputs.results, gt=split.gt)
+    if outputs.submission_zip:
+        write_submission_zip(results, outputs.submission_zip)     # validated just above
+
+
+def infer(cfg, checkpoint, split: Split, outputs: Outputs, options: InferenceOptions = InferenceOptions(),
+          log: Callable[[str], None] | None = print, parts: Parts | None = None) -> dict:
+    """Predict a split (:func:`predict`), track, write YouTube-VIS results (:func:`write_outputs`)
+    and, if the split has annotations and ``options.evaluate``, evaluate them.
+
+    ``cfg``: a loaded Config (resolved once by the caller); ``split``: :func:`load_split` or
+    :func:`videos_split`, checked by :func:`prepare_split` before the model runs. Overwrite checks
+    (:meth:`Outputs.check`), resume (``parts``) and progress are the caller's. Returns a summary
+    dict (paths, timings, metrics)."""
+    from visrc.models.config import config_classes
+
+    classes = config_classes(cfg)
+    split, categories = prepare_split(split, classes, options.class_map, options.max_videos, log)
+    videos, split, predicted = predict(cfg, checkpoint, split, outputs.predictions, options, log, parts)
     default_tracking, default_mode = config_tracking(cfg)
-    mode = mode or default_mode
+    mode = options.mode or default_mode
     t1 = time.time()
-    results, ev = track_and_evaluate(videos, data, classes, tracking or default_tracking, mode, evaluate,
-                                     categories=categories)
+    results, ev = track_and_evaluate(videos, split.gt, classes, options.tracking or default_tracking, mode,
+                                     options.evaluate, categories=categories)
     t_track = time.time() - t1
-    write_results(results, out, gt=data)          # validated against the split's videos
-    if submission_zip:
-        write_submission_zip(results, submission_zip, gt=data)
-    if parts_dir is not None:
-        shutil.rmtree(parts_dir, ignore_errors=True)
-
-    summary = dict(results=str(out), predictions=str(predictions_out), videos=len(videos),
-                   frames=n_frames, tracks=len(results), mode=mode, scale=float(scale),
-                   predict_seconds=round(t_pred, 2), frames_per_second=round(n_frames / max(t_pred, 1e-9), 3),
+    write_outputs(results, split, outputs)
+    summary = dict(results=str(outputs.results), predictions=predicted["predictions"], videos=predicted["videos"],
+                   frames=predicted["frames"], tracks=len(results), mode=mode, scale=predicted["scale"],
+                   predict_seconds=predicted["predict_seconds"], frames_per_second=predicted["frames_per_second"],
                    track_and_evaluate_seconds=round(t_track, 3))
-    if sources is not None:
+    if split.ann_file == USER_VIDEOS:
         summary["sources"] = {str(v["id"]): v.get("video_file") or os.path.dirname(v["file_names"][0])
-                              for v in data["videos"]}
+                              for v in split.gt["videos"]}
     if ev:
         summary["metrics"] = ev["metrics"]
         summary["per_category"] = ev["per_category"]
     if log:
-        log(f"[infer] wrote {out}: {len(results)} tracks in {len(videos)} videos ({n_frames} frames, "
-            f"{summary['frames_per_second']} frames/s)")
+        log(f"[infer] wrote {outputs.results}: {len(results)} tracks in {len(videos)} videos "
+            f"({predicted['frames']} frames, {predicted['frames_per_second']} frames/s)")
     return summary
+
+
+def run_inference(config, checkpoint, data_root: str | os.PathLike | None = None,
+                  out: str | os.PathLike = "results.json", tracking=None, max_videos: int | None = None,
+                  device: str = "cpu", log: Callable[[str], None] | None = print) -> dict:
+    """:func:`infer` on the config's ``test_split`` under ``data_root`` (default: the config's
+    ``data_root``), predictions in ``<out>.predictions.npz``, overwriting, no resume: the one-call
+    form for scripts and tests. ``visrc infer`` (:mod:`visrc.infer_cli`) calls :func:`infer` with
+    every option (:class:`InferenceOptions`)."""
+    from visrc.models.config import load_config
+
+    cfg = load_config(config)
+    outputs = Outputs.beside(out)
+    outputs.check()
+    options = InferenceOptions(tracking=tracking, device=device, max_videos=max_videos)
+    return infer(cfg, checkpoint, load_split(cfg, data_root), outputs, options, log)

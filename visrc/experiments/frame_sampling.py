@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visrc.experiments.pretrain import init_label, resolve_init
-from visrc.experiments.runs import predict_cached, train_many
-from visrc.experiments.tables import metrics_row, row_interval
+from visrc.experiments.runs import train_many
 
 # where a subsampled run's reference frames come from (visrc.data.sampling.frame_sampling_options)
 PSEUDO_REFERENCES = {"every_key_frame": True, "one_frame_videos": False}
@@ -67,19 +66,19 @@ def run_frame_sampling(config, data_root, frames_per_video=(1, 2, 5, 10, None), 
     all-frames run pairs real neighbouring frames either way (it is the baseline).
     ``runs`` of the result: ``{"schedule", "frames", "seed", "init", "pseudo_reference", <metric>, AP interval}``
     per run."""
-    from visrc.data.ytvis import load_ytvis
-    from visrc.models.config import load_config
-    from visrc.pipeline import split_paths
+    from visrc.pipeline import load_split
 
     runs = frame_sampling_checkpoints(config, data_root, frames_per_video, seeds, schedules, train_epochs, init,
                                       pretrain_epochs, pseudo_reference)
-    gt = load_ytvis(split_paths(load_config(config), Path(data_root))[0])
+    from visrc.experiments.table1 import evaluate_tracking
+
+    gt = load_split(config, Path(data_root)).gt
     rows, checkpoints = [], {}
     for schedule, n, seed, ckpt in runs:
-        summary = predict_cached(config, ckpt, Path(data_root))
+        # the saved predictions (predict_cached) tracked with the config's own tracker, forward
+        scored = evaluate_tracking(config, ckpt, Path(data_root), n_boot=n_boot)["forward"]
         labels = frame_sampling_labels(schedule, n, seed, init, pseudo_reference)
-        rows.append({**labels, **metrics_row(summary["metrics"]),
-                     **(row_interval(gt, summary["results"], n_boot) if n_boot else {})})
+        rows.append({**labels, **scored})
         checkpoints[(schedule, labels["frames"], seed)] = ckpt
     return FrameSamplingResult(rows, str(config), checkpoints, len(gt["videos"]))
 

@@ -96,15 +96,13 @@ def video_dataset(cfg):
 def make_split_pseudo_labels(ensemble: EnsembleResult, config) -> tuple[dict, dict]:
     """Pseudo labels of an ensemble's split (``config``: a :class:`~visrc.ensemble.pseudo_label.PseudoLabelConfig`)
     and their box precision / recall against the split's GT (empty when it has none)."""
-    from visrc.data.ytvis import load_ytvis
     from visrc.ensemble.pseudo_label import make_pseudo_labels
-    from visrc.experiments.runs import split_files
     from visrc.models.config import config_classes, load_config
-    from visrc.pipeline import match_categories, split_paths
+    from visrc.pipeline import load_split, match_categories
 
     model_cfg = load_config(ensemble.members[0][0])
-    ann_path, _ = split_paths(model_cfg, ensemble.data_root, **split_files(ensemble.split))
-    split = load_ytvis(ann_path)
+    named = load_split(model_cfg, ensemble.data_root, ensemble.split)
+    ann_path, split = named.ann_file, named.gt
     l2c = match_categories(config_classes(model_cfg), split, ann_path)
     pseudo = make_pseudo_labels(split, ensemble.videos, l2c, config, source=str(ann_path))
     return pseudo, (pseudo_box_precision(pseudo, split) if split.get("annotations") else {})
@@ -144,9 +142,8 @@ def pseudo_label_dataset(ensemble: EnsembleResult, config=None, force: bool = Fa
     """
     from visrc.data.ytvis import load_ytvis, write_ytvis
     from visrc.ensemble.pseudo_label import PseudoLabelConfig, merge_ytvis, write_pseudo_labels
-    from visrc.experiments.runs import split_files
     from visrc.models.config import load_config
-    from visrc.pipeline import split_paths
+    from visrc.pipeline import load_split
 
     cfg_pl = config or PseudoLabelConfig(with_masks=False)
     out_dir = ensemble.out_dir / f"pseudo-{_key(asdict(cfg_pl))}"
@@ -154,7 +151,7 @@ def pseudo_label_dataset(ensemble: EnsembleResult, config=None, force: bool = Fa
     if stats_path.is_file() and merged_path.is_file() and not force:
         return merged_path, read_json(stats_path)
     model_cfg = load_config(ensemble.members[0][0])
-    _, img_root = split_paths(model_cfg, ensemble.data_root, **split_files(ensemble.split))
+    img_root = load_split(model_cfg, ensemble.data_root, ensemble.split).img_root
     train_ds, _ = video_dataset(model_cfg)
     pseudo, precision = make_split_pseudo_labels(ensemble, cfg_pl)
     write_pseudo_labels(pseudo, out_dir / "valid_pseudo.json")

@@ -25,6 +25,7 @@ from visrc import numerics
 from visrc.experiments import slots
 from visrc.fileio import atomic_write_json, file_lock, read_json
 from visrc.paths import runs_dir
+from visrc.pipeline import split_files  # noqa: F401  (re-exported: split naming lives in the pipeline)
 
 
 def run_dir(config: str, data_root: str | Path, seed: int = 0, max_epochs: int | None = None,
@@ -185,16 +186,6 @@ def _raise_if_failed(proc: subprocess.CompletedProcess, what: str, log_path: Pat
         raise RuntimeError(f"{what} failed (exit {proc.returncode}); last lines of {log_path}:\n" + "\n".join(tail))
 
 
-def split_files(split: str | None) -> dict:
-    """``run_inference`` keywords of a video split of a data root in the YouTube-VIS layout
-    (``<split>/instances.json``, ``<split>/JPEGImages``); ``{}`` for ``None`` (the config's ``test_split``)."""
-    if split is None:
-        return {}
-    if not split or "/" in split or split.startswith("."):
-        raise ValueError(f"split must be a folder name under the data root (e.g. 'valid', 'tune'), got {split!r}")
-    return dict(ann_file=f"{split}/instances.json", img_prefix=f"{split}/JPEGImages")
-
-
 def prediction_dir(checkpoint: str | Path, data_root: str | Path, mode: str = "forward", split: str | None = None,
                    foreign_root: bool = False, scale: float = 1.0) -> Path:
     """Where a run's predictions of a split are kept: ``<checkpoint dir>/predict_<mode>[_<split>][_scale<s>]``
@@ -208,23 +199,29 @@ def prediction_dir(checkpoint: str | Path, data_root: str | Path, mode: str = "f
 def predict_cached(config: str, checkpoint: str | Path, data_root: str | Path, mode: str = "forward",
                    force: bool = False, split: str | None = None, foreign_root: bool = False,
                    scale: float = 1.0) -> dict:
-    """Run :func:`visrc.pipeline.run_inference` on a split once; return its summary (paths of
-    ``results.json`` and the per-frame ``.npz``, frames/s, metrics when the split has GT).
-    ``split``: a video split of the data root, e.g. ``"tune"`` where thresholds are chosen
-    (:func:`split_files`); ``None``: the config's test split. ``foreign_root``: ``data_root`` is not
-    the root the run trained on (e.g. a longer valid split), so its predictions are kept apart,
-    under the root's folder name. ``scale``: the test-time scale (multi-scale testing), in a folder of
-    its own (:func:`prediction_dir`)."""
-    from visrc.pipeline import run_inference
+    """Predict a split once (:func:`visrc.pipeline.predict`) and return its summary: the path of
+    the per-frame ``.npz`` (``predictions``), ``videos``, ``frames``, ``scale``, frames/s. Nothing
+    is tracked here: callers track the saved predictions with the setting they need
+    (:func:`visrc.experiments.table1.track_run`). ``split``: a video split of the data root, e.g.
+    ``"tune"`` where thresholds are chosen (:func:`visrc.pipeline.split_files`); ``None``: the
+    config's test split. ``foreign_root``: ``data_root`` is not the root the run trained on (e.g. a
+    longer valid split), so its predictions are kept apart, under the root's folder name.
+    ``scale``: the test-time scale (multi-scale testing), in a folder of its own
+    (:func:`prediction_dir`); ``mode`` only names the folder (``predict_<mode>``, where earlier
+    versions kept the tracks too), so existing caches stay valid."""
+    from visrc.models.config import config_classes, load_config
+    from visrc.pipeline import InferenceOptions, load_split, predict, prepare_split
 
     out_dir = prediction_dir(checkpoint, data_root, mode, split, foreign_root, scale)
 
-    def predict():
+    def compute():
+        cfg = load_config(config)
+        test_split, _ = prepare_split(load_split(cfg, data_root, split), config_classes(cfg))
         with slots.compute_slot():
-            return run_inference(config, checkpoint, data_root=data_root, out=out_dir / "results.json",
-                                 mode=mode, log=None, scale=float(scale), **split_files(split))
+            return predict(cfg, checkpoint, test_split, out_dir / "results.predictions.npz",
+                           InferenceOptions(scale=float(scale)), log=None)[2]
 
-    return computed_once(out_dir / "summary.json", predict, force)
+    return computed_once(out_dir / "summary.json", compute, force)
 
 
 def predict_many(jobs: list[dict], desc: str = "predicting") -> list[dict]:

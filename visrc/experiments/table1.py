@@ -46,10 +46,8 @@ def track_run(config, checkpoint, data_root, tracker: dict | None = None, merge_
     from dataclasses import replace
 
     from visrc.data.predictions import load_predictions
-    from visrc.data.ytvis import load_ytvis
-    from visrc.experiments.runs import split_files
     from visrc.models.config import config_classes, load_config
-    from visrc.pipeline import config_tracking, match_categories, split_paths, track_and_evaluate
+    from visrc.pipeline import config_tracking, load_split, match_categories, track_and_evaluate
 
     cfg = load_config(config)
     tracking, _ = config_tracking(cfg)
@@ -58,7 +56,7 @@ def track_run(config, checkpoint, data_root, tracker: dict | None = None, merge_
         tracking = replace(tracking, merge_iou_thr=merge_iou_thr)
     summary = predict_cached(config, checkpoint, data_root, split=split, foreign_root=foreign_root)
     videos = load_predictions(summary["predictions"])
-    gt = load_ytvis(split_paths(cfg, data_root, **split_files(split))[0])
+    gt = load_split(cfg, data_root, split).gt
     classes = config_classes(cfg)
     categories = match_categories(classes, gt)
     return gt, {mode: track_and_evaluate(videos, gt, classes, tracking, mode, evaluate=False,
@@ -213,9 +211,7 @@ def run_table1(data_root, seeds=(0,), rows=TABLE1_ROWS, train_epochs: int | None
     choose the association on ``rows[0]`` and the merge IoU on the BiTrack row, both on
     ``choice_split``, and report every row on the test split (``rows[-1]`` also with BiTrack), with
     bootstrap intervals (``n_boot`` resamples; 0: none)."""
-    from visrc.data.ytvis import load_ytvis
-    from visrc.models.config import load_config
-    from visrc.pipeline import split_paths
+    from visrc.pipeline import load_split
 
     root = Path(data_root)
     trained = table1_settings(root, rows, msd_equal_compute)
@@ -245,7 +241,7 @@ def run_table1(data_root, seeds=(0,), rows=TABLE1_ROWS, train_epochs: int | None
     order = [r for r, *_ in trained]
     order.insert(order.index(bitrack_row) + 1, bitrack_row + BITRACK_SUFFIX)
     runs.sort(key=lambda r: (order.index(r["row"]), r["seed"]))
-    n_valid = len(load_ytvis(split_paths(load_config(trained[0][1]), root)[0])["videos"])
+    n_valid = len(load_split(trained[0][1], root).gt["videos"])
     return Table1Result(runs, sensitivity, tracker, merge_iou_thr, choice_split, init_label(init),
                         {f"{row}/seed{seed}": str(c) for (row, _, _, seed), c in runs_of},
                         {row: config for row, config, _ in trained}, n_valid)

@@ -95,15 +95,14 @@ def ensemble_models(members: Sequence[Member], data_root, scales: Sequence[float
     apart, :func:`predict_scales_cached`). Cached in ``runs/ensembles/<hash>/``, made once when notebooks
     ask for it at once (:func:`~visrc.experiments.runs.computed_once`)."""
     from visrc.data.predictions import load_predictions, save_predictions
-    from visrc.data.ytvis import load_ytvis
     from visrc.ensemble.gae import ensemble_videos
     from visrc.ensemble.multiscale import merge_scales
     from visrc.evaluation.export import write_results
-    from visrc.experiments.runs import computed_once, split_files
+    from visrc.experiments.runs import computed_once
     from visrc.experiments.slots import compute_slot
     from visrc.models.config import config_classes, load_config
     from visrc.models.predictor import VideoPredictor
-    from visrc.pipeline import config_tracking, split_paths, track_and_evaluate
+    from visrc.pipeline import config_tracking, load_split, track_and_evaluate
 
     members = [(str(c), Path(k)) for c, k in members]
     if not members:
@@ -112,7 +111,8 @@ def ensemble_models(members: Sequence[Member], data_root, scales: Sequence[float
     if len(classes) > 1:
         raise ValueError(f"ensemble_models: members predict different classes: {sorted(classes)}")
     root = Path(data_root)
-    ann_path, img_root = split_paths(members[0][0], root, **split_files(split))
+    test_split = load_split(members[0][0], root, split)          # its GT is read only if computed
+    img_root = test_split.img_root
     settings = dict(members=[(c, str(k.resolve())) for c, k in members], data=str(root.resolve()),
                     scales=[float(s) for s in scales], refine=refine, iou_thr=iou_thr, mode=mode, tracking=tracking)
     if split:                  # only then: the test split's ensembles keep their folders
@@ -121,7 +121,7 @@ def ensemble_models(members: Sequence[Member], data_root, scales: Sequence[float
     made = {}
 
     def fuse_track_evaluate() -> dict:
-        gt = load_ytvis(ann_path)
+        gt = test_split.gt
         per_model = []
         for config, ckpt in members:
             per_scale = predict_scales_cached(config, ckpt, root, scales, split=split, foreign_root=foreign_root)
@@ -197,12 +197,11 @@ def ensemble_row(row: str, seed: int, ens: EnsembleResult, n_boot: int, **extra)
     """One table row of a tracked ensemble (or single model): metrics and, with ``n_boot``, the
     bootstrap interval over videos."""
     from visrc.experiments.tables import metrics_row, row_interval
-    from visrc.experiments.runs import split_files
-    from visrc.pipeline import split_paths
+    from visrc.pipeline import load_split
 
     out = {"row": row, "seed": seed, **extra, **metrics_row(ens.metrics)}
     if n_boot:
-        gt = split_paths(ens.members[0][0], ens.data_root, **split_files(ens.split))[0]
+        gt = load_split(ens.members[0][0], ens.data_root, ens.split).ann_file
         out.update(row_interval(gt, ens.out_dir / "results.json", n_boot))
     return out
 

@@ -179,12 +179,9 @@ def frame_sampling_valid_size(result, data_root=None, toy_preset: str = "default
     """Fig. 2b's runs (:class:`visrc.experiments.frame_sampling.FrameSamplingResult`) scored like
     :func:`valid_size_study`, each tracked with the config's own tracker as in Fig. 2b; rows are
     :func:`~visrc.experiments.frame_sampling.frame_sampling_rows`'s, compared with the all-frames run."""
-    from visrc.data.ytvis import load_ytvis
     from visrc.experiments.frame_sampling import frame_sampling_comparisons, frame_sampling_rows
-    from visrc.experiments.runs import predict_cached, split_files
-    from visrc.fileio import read_json
-    from visrc.models.config import load_config
-    from visrc.pipeline import split_paths
+    from visrc.experiments.table1 import track_run   # looked up at call time: tests replace it
+    from visrc.pipeline import load_split
 
     rows = frame_sampling_rows(result.runs)
     comparisons = frame_sampling_comparisons(rows)
@@ -193,14 +190,14 @@ def frame_sampling_valid_size(result, data_root=None, toy_preset: str = "default
         return ValidSizeStudy([], [], None, comparisons, note=note)
     root, sizes = _longer_root(result.valid_videos, n_valid_videos, sizes, toy_preset, toy_seed,
                                "frame_sampling_valid_size")
-    gt = load_ytvis(split_paths(load_config(result.config), root, **split_files(LONGER_SPLIT))[0])
+    gt = load_split(result.config, root, LONGER_SPLIT).gt
     checkpoints = [result.checkpoints[(r["schedule"], r["frames"], r["seed"])] for r in rows]
     _predict_all([dict(config=result.config, checkpoint=str(c), data_root=root) for c in checkpoints],
                  "Fig. 2b", n_valid_videos)
     runs = []
     for r, checkpoint in zip(_progress(rows, "Fig. 2b", n_valid_videos), checkpoints):
-        summary = predict_cached(result.config, checkpoint, root, split=LONGER_SPLIT, foreign_root=True)
-        runs += _prefix_lines(gt, read_json(summary["results"]), sizes, n_boot, result.valid_videos, r["AP"],
+        _, tracked = track_run(result.config, checkpoint, root, split=LONGER_SPLIT, foreign_root=True)
+        runs += _prefix_lines(gt, tracked["forward"], sizes, n_boot, result.valid_videos, r["AP"],
                               row=r["row"], seed=r["seed"])
     return _sorted_study(runs, list(dict.fromkeys(r["row"] for r in rows)), sizes, root, comparisons)
 
@@ -210,21 +207,19 @@ def ensemble_valid_size(table, data_root=None, toy_preset: str = "default", n_va
     """Table 2's rows 1-3 (:class:`visrc.experiments.table2.EnsembleTable`: each model alone, and the
     ensemble of the members it selected on ``tune``, tracked with its ``mode``) scored like
     :func:`valid_size_study`."""
-    from visrc.data.ytvis import load_ytvis
     from visrc.experiments.pseudo_labels import table2_comparisons
-    from visrc.experiments.runs import split_files
     from visrc.experiments.table2 import ensemble_models
     from visrc.fileio import read_json
-    from visrc.pipeline import split_paths
+    from visrc.pipeline import load_split
 
     comparisons = table2_comparisons(table.names)
     note = _skip_note(table.seeds, data_root)
     if note:
         return ValidSizeStudy([], [], None, comparisons, note=note)
     first = table.members[(table.names[0], table.seeds[0])][0]
-    table_videos = len(load_ytvis(split_paths(first, table.data_root)[0])["videos"])
+    table_videos = len(load_split(first, table.data_root).gt["videos"])
     root, sizes = _longer_root(table_videos, n_valid_videos, sizes, toy_preset, toy_seed, "ensemble_valid_size")
-    gt = load_ytvis(split_paths(first, root, **split_files(LONGER_SPLIT))[0])
+    gt = load_split(first, root, LONGER_SPLIT).gt
     reported = {(r["row"], r["seed"]): r["AP"] for r in table.runs}
     ensemble = f"Ensemble ({', '.join(table.names)})"
     jobs = [(name, seed, [table.members[(name, seed)]], dict(refine=False)) for seed in table.seeds
