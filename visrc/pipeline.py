@@ -158,11 +158,12 @@ def _frame_paths(v: dict, img_root, spool_dir: str):
 def _predict_video(predictor, v: dict, img_root, skip_bad_frames: bool, progress: _Progress) -> tuple[list, str | None]:
     """(per-frame predictions, None where a skipped frame was bad; the error that failed the video or None).
 
-    A missing or undecodable frame stops the video with its message (or, with ``skip_bad_frames``,
-    gets None and a warning); an exception on a frame that decodes is the model's and propagates."""
+    A missing or undecodable frame (which the predictor diagnoses, once) stops the video with its
+    message (or, with ``skip_bad_frames``, gets None and a warning); an exception on a frame that
+    decodes is the model's and propagates."""
     import tempfile
 
-    from visrc.data.frames import check_frame
+    from visrc.data.frames import BadFrameError
 
     vid, frames, error = v["id"], [], None
     with tempfile.TemporaryDirectory(prefix="visrc-frames-") as spool_dir:
@@ -177,19 +178,15 @@ def _predict_video(predictor, v: dict, img_root, skip_bad_frames: bool, progress
                 break
             try:
                 frames.append(predictor.predict_frame(str(path), t, vid, v["length"]))
-            except Exception as e:
+            except (FileNotFoundError, BadFrameError) as bad:  # the predictor checked the frame and named it
                 if spooled:
                     raise
-                try:
-                    check_frame(path)
-                except (FileNotFoundError, ValueError) as bad:
-                    if not skip_bad_frames:
-                        error = str(bad)
-                        continue
-                    progress.note(f"warning: {bad}; frame {t} of video {vid} gets no predictions (--skip-bad-frames)")
-                    frames.append(None)
+                if not skip_bad_frames:
+                    error = str(bad)
                     continue
-                raise e                                        # a good frame: not the frame's fault
+                progress.note(f"warning: {bad}; frame {t} of video {vid} gets no predictions (--skip-bad-frames)")
+                frames.append(None)
+                continue
             progress.frame(vid, t, v["length"])
     if error is None and not any(f is not None for f in frames):
         error = f"{v.get('video_file') or f'video {vid}'}: no decodable frame"

@@ -39,10 +39,14 @@ def list_frames(video_dir: str | os.PathLike, suffixes=IMG_SUFFIXES) -> list[Pat
     return frames
 
 
+class BadFrameError(ValueError):
+    """A frame that is not a whole, decodable image (its message names the file)."""
+
+
 def check_frame(path: str | os.PathLike) -> None:
-    """Raise ``FileNotFoundError`` (missing) or ``ValueError`` (not a whole, decodable image) naming
-    ``path``; return None for a good frame. Decodes the image fully (Pillow), so callers use it to
-    explain a failed load rather than on every frame."""
+    """Raise ``FileNotFoundError`` (missing) or :class:`BadFrameError` (not a whole, decodable image)
+    naming ``path``; return None for a good frame. Decodes the image fully (Pillow), so callers use it
+    to explain a failed load rather than on every frame."""
     from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
@@ -53,7 +57,7 @@ def check_frame(path: str | os.PathLike) -> None:
             im.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         reason = 'truncated' if 'truncated' in str(e).lower() else type(e).__name__
-        raise ValueError(f'{p}: not a decodable image ({reason})') from None
+        raise BadFrameError(f'{p}: not a decodable image ({reason})') from None
 
 
 def frame_size(path: str | os.PathLike) -> tuple[int, int]:

@@ -29,18 +29,15 @@ from visrc.models.config import build_model, load_config
 
 
 def _check_image(path, error: Exception) -> None:
-    """Re-raise a failed frame load as one message naming the frame: ``FileNotFoundError`` when it
-    is missing, ``ValueError`` when it is not a decodable image; otherwise return (the caller
-    re-raises ``error`` as is)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'{path}: no such frame') from error
-    from PIL import Image, UnidentifiedImageError
+    """Re-raise a failed frame load as one message naming the frame (``FileNotFoundError`` when it is
+    missing, :class:`visrc.data.frames.BadFrameError` when it does not decode); return for a good
+    frame (the caller re-raises ``error`` as is: the model's, not the frame's)."""
+    from visrc.data.frames import check_frame
 
     try:
-        with Image.open(path) as im:
-            im.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ValueError(f'{path}: not a decodable image ({type(e).__name__})') from error
+        check_frame(path)
+    except (FileNotFoundError, ValueError) as bad:
+        raise bad.with_traceback(None) from error
 
 
 def scale_test_pipeline(pipeline: Sequence[dict], scale: float) -> list[dict]:
