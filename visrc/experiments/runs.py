@@ -25,7 +25,6 @@ from visrc import numerics
 from visrc.experiments import slots
 from visrc.fileio import atomic_write_json, file_lock, read_json
 from visrc.paths import runs_dir
-from visrc.pipeline import split_files  # noqa: F401  (re-exported: split naming lives in the pipeline)
 
 
 def run_dir(config: str, data_root: str | Path, seed: int = 0, max_epochs: int | None = None,

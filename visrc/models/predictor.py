@@ -19,7 +19,6 @@ runs the mask head and the track head on boxes the caller gives.
 """
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import numpy as np
