@@ -6,8 +6,8 @@ lives in ``runs/experiments/<config>-<hash>/`` (``VISRC_RUNS_DIR``). Re-executin
 the checkpoint and the saved per-frame predictions unless ``force=True``; a training that was killed
 resumes from its last checkpoint. Training runs in a subprocess (``python -m visrc train``) so a
 notebook kernel does not carry mmengine's global state, and its log goes to ``train.log``. That
-subprocess starts with :func:`visrc.numerics.pinned_env` (one thread, AVX2 kernels, whatever the
-machine and ``VISRC_TRAIN_SLOTS``), so a run's weights repeat on every machine of one CPU model; with
+subprocess starts with :func:`visrc.numerics.pinned_env` (one thread and the pinned kernel profile,
+whatever the machine and ``VISRC_TRAIN_SLOTS``), so a run's weights repeat on every machine of one CPU model; with
 ``VISRC_NUMERICS=native`` it gets ``cpu_count // training_slots()`` threads and the machine's
 best kernels instead, in run directories of its own. :func:`predict_many` predicts many runs side by
 side the same way, each in a process of its own.
@@ -78,7 +78,7 @@ def train_cached(config: str, data_root: str | Path, seed: int = 0, max_epochs: 
     Safe to call from several processes at once: one of them trains a given run while the others
     wait for it, and at most :func:`~visrc.experiments.slots.training_slots` trainings run on the machine at a time.
     The training subprocess starts with :func:`visrc.numerics.subprocess_env`: pinned, one thread
-    and AVX2 kernels whatever the machine; ``threads`` (native numerics only, default
+    and the pinned kernel profile whatever the machine; ``threads`` (native numerics only, default
     ``cpu_count // training_slots()``) sets its torch/OpenMP threads with ``VISRC_NUMERICS=native``.
     ``final_checkpoint.json`` records what the training process reported of its numerics.
     """

@@ -204,15 +204,18 @@ def table1_settings(data_root, rows=TABLE1_ROWS, msd_equal_compute: bool = True)
 
 @slot_priority(SERIAL_STAGE)   # the predictions after the last row run one after another: start the rows early
 def run_table1(data_root, seeds=(0,), rows=TABLE1_ROWS, train_epochs: int | None = None,
-               msd_equal_compute: bool = True, tracker_grid=TRACKER_GRID, merge_iou_grid=MERGE_IOU_GRID,
+               msd_equal_compute: bool = True, tracker_grid=None, merge_iou_grid=None,
                init="pretrained", pretrain_epochs: int | None = None, choice_split: str = "tune",
                n_boot: int = 1000) -> Table1Result:
     """Train (or reuse) every row and seed from ``init`` (:func:`visrc.experiments.pretrain.resolve_init`),
     choose the association on ``rows[0]`` and the merge IoU on the BiTrack row, both on
     ``choice_split``, and report every row on the test split (``rows[-1]`` also with BiTrack), with
-    bootstrap intervals (``n_boot`` resamples; 0: none)."""
+    bootstrap intervals (``n_boot`` resamples; 0: none). ``tracker_grid`` / ``merge_iou_grid``: None
+    means :data:`TRACKER_GRID` / :data:`MERGE_IOU_GRID`."""
     from visrc.pipeline import load_split
 
+    tracker_grid = TRACKER_GRID if tracker_grid is None else tracker_grid
+    merge_iou_grid = MERGE_IOU_GRID if merge_iou_grid is None else merge_iou_grid
     root = Path(data_root)
     trained = table1_settings(root, rows, msd_equal_compute)
     settings = [(row, config, opts, seed) for row, config, opts in trained for seed in seeds]
