@@ -289,25 +289,22 @@ def match_categories(classes, gt: dict, source: str | os.PathLike | None = None,
 
 
 def track_and_evaluate(videos, gt: dict, classes, tracking=None, mode: str = "forward",
-                       evaluate: bool = True, source: str | os.PathLike | None = None,
-                       class_map: dict | None = None,
-                       categories: dict[int, int] | None = None) -> tuple[list[dict], dict]:
+                       evaluate: bool = True, categories: dict[int, int] | None = None) -> tuple[list[dict], dict]:
     """Track per-frame predictions and score them: (YouTube-VIS results, evaluation).
 
     ``classes``: the model's class names (label i is ``classes[i]``), matched to ``gt``'s categories by
     name, so auxiliary classes drop out. ``tracking``: a :func:`visrc.tracking.build_bitrack_config`
     dict or config; ``mode``: "forward" (online) or "bitrack". ``evaluation`` is
     :meth:`visrc.evaluation.YTVISEvalResult.as_dict` (``metrics``, ``per_category``), ``{}`` when
-    ``gt`` has no annotations or ``evaluate`` is false. ``source`` / ``class_map``: see
-    :func:`match_categories` (no class matching a category is an error, a partial match a warning);
-    ``categories``: its result, when the caller has it already.
+    ``gt`` has no annotations or ``evaluate`` is false. ``categories``: label -> category id, from
+    :func:`match_categories` (by name, when not given; a source or class map goes through it).
     """
     from visrc.evaluation.export import results_for_split
     from visrc.evaluation.ytvis_eval import evaluate_ytvis
     from visrc.tracking import build_bitrack_config, track_split
 
     tracks = track_split(videos, build_bitrack_config(tracking), mode=mode)
-    mapping = categories if categories is not None else match_categories(classes, gt, source, class_map)
+    mapping = categories if categories is not None else match_categories(classes, gt)
     results = results_for_split(tracks, mapping, skip_unmapped=True)
     evaluation = evaluate_ytvis(gt, results).as_dict() if evaluate and gt.get("annotations") else {}
     return results, evaluation
