@@ -23,6 +23,8 @@ SUBCOMMANDS = {
     "split-train": ("visrc.data.split_cli", "carve a held-out set of videos from a train JSON for local AP"),
     "validate": ("visrc.evaluation.validate_cli", "validate a YouTube-VIS annotation or results JSON"),
     "evaluate": ("visrc.evaluation.evaluate_cli", "video AP of a results file against YouTube-VIS GT"),
+    "errors": ("visrc.evaluation.errors_cli",
+               "TIVE error analysis: each prediction's error type and the ΔAP of fixing each type"),
     "train": ("visrc.models.train_cli", "train a model config on mmengine's Runner"),
     "make-json": ("visrc.data.make_json_cli", "turn a folder of videos / frame folders into a YouTube-VIS JSON"),
     "openimages-to-coco": ("visrc.data.openimages",
