@@ -153,6 +153,8 @@ def test_video_checkpoint_into_a_video_model_copies_everything(tmp_path):
 
 
 def test_wrong_shapes_and_foreign_keys_are_reported_not_raised(src_state, tmp_path):
+    """A tensor of another shape makes its whole module (an FPN ConvModule, the box head, the mask
+    head) stay fresh, listed in ``mismatched``; its other tensors are not copied either."""
     from visrc.models.init_weights import transfer_pretrained
 
     state = dict(src_state)
@@ -164,15 +166,24 @@ def test_wrong_shapes_and_foreign_keys_are_reported_not_raised(src_state, tmp_pa
     torch.save({'state_dict': state, 'meta': {'dataset_meta': {'classes': list(COCO_CLASSES)}}}, path)
     model, fresh_sd = _build('toy_baseline'), _build('toy_baseline').state_dict()
     report = transfer_pretrained(model, path, dst_classes=VIDEO_CLASSES)
+    sd = model.state_dict()
     for k in ('neck.fpn_convs.0.conv.weight', 'roi_head.bbox_head.fc_cls.weight',
               'roi_head.mask_head.conv_logits.bias'):
         assert k in report.unused and k in report.skipped, k
-        assert torch.equal(model.state_dict()['detector.' + k], fresh_sd['detector.' + k])
-        assert 'detector.' + k in report.reinitialised
+    for unit in ('neck.fpn_convs.0', 'roi_head.bbox_head', 'roi_head.mask_head'):
+        assert 'detector.' + unit in report.mismatched, unit
+        keys = [k for k in sd if k.startswith(f'detector.{unit}.')]
+        assert keys
+        for k in keys:                       # the whole module, its fitting tensors included
+            assert torch.equal(sd[k], fresh_sd[k]) and k in report.reinitialised, k
+    assert 'shape' in report.mismatched['detector.neck.fpn_convs.0']
     assert 'shape' in report.skipped['neck.fpn_convs.0.conv.weight']
+    assert 'roi_head.bbox_head.shared_fcs.0.weight' in report.skipped       # fits, but its head does not
     assert 'something.else' in report.unused and 'something.else' not in report.skipped
-    assert 'detector.neck.fpn_convs.0.conv.bias' in report.copied
-    assert 'skipped neck.fpn_convs.0.conv.weight' in report.summary()
+    assert 'detector.neck.fpn_convs.1.conv.bias' in report.copied
+    assert report.class_rows == {}
+    assert 'detector.neck.fpn_convs.0 (' in report.summary()
+    assert report.modules['neck'] == dict(tensors=16, copied=14, class_rows=0, fresh=2, unused=2)
 
 
 def test_bad_files_raise_checkpoint_error_naming_the_path(tmp_path):

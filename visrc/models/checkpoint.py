@@ -12,6 +12,10 @@ bit-for-bit.
   ``weights_only`` to arbitrary attribute access, so instead :func:`_reduce_history_buffer`
   (registered with :mod:`copyreg`) pickles a buffer as ``HistoryBuffer()`` + its data, and
   ``HistoryBuffer.__setstate__`` re-installs the default methods on load.
+  Checkpoints written by mmengine itself (a user's own mmdet 3.x ``epoch_12.pth``) do hold
+  ``getattr(HistoryBuffer, 'min')`` etc.: the name ``builtins.getattr`` is allow-listed as
+  :func:`_history_buffer_getattr`, which resolves only a registered statistics method of
+  ``HistoryBuffer`` and refuses every other attribute (a file cannot reach anything else through it).
 * :class:`AtomicCheckpointHook` (``default_hooks.checkpoint.type``) is mmengine's
   ``CheckpointHook`` with an atomic save: the checkpoint is written to a temp file beside the
   target and renamed over it, the ``last_checkpoint`` pointer is replaced atomically too, and old
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import copyreg
 import os
+import pickle
 import os.path as osp
 import random
 import re
@@ -70,12 +75,25 @@ def _reduce_history_buffer(buf: HistoryBuffer):
 
 copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
 
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_getattr(obj, name, *default):
+    """What ``builtins.getattr`` means inside a checkpoint: ``getattr(HistoryBuffer, m)`` for one of
+    its statistics methods (mmengine pickles ``HistoryBuffer._statistics_methods`` that way), and
+    nothing else."""
+    if obj is HistoryBuffer and isinstance(name, str) and (
+            name in _HISTORY_BUFFER_METHODS or name in HistoryBuffer._statistics_methods):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f'getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r:.40}) '
+                                 'is not allowed in a checkpoint (only HistoryBuffer statistics methods)')
+
 
 def register_safe_globals() -> None:
     """Allow-list :func:`safe_globals` for ``torch.load(weights_only=True)`` (idempotent)."""
     global _REGISTERED
     if not _REGISTERED:
-        torch.serialization.add_safe_globals(safe_globals())
+        torch.serialization.add_safe_globals(safe_globals() + [(_history_buffer_getattr, 'builtins.getattr')])
         _REGISTERED = True
 
 
@@ -99,9 +117,14 @@ def load_checkpoint_file(path: str | os.PathLike, map_location='cpu') -> dict:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:      # UnpicklingError, EOFError, RuntimeError (zip), ...: all say "not loadable"
-        glob = re.search(r'GLOBAL ([\w.]+)', str(e))
+        glob = re.search(r'GLOBAL ([\w.]+)', str(e)) or re.search(r'reduce for unrecognized function (\S+)', str(e))
         if glob:
-            why = f'it holds {glob.group(1)}, which is not among the allowed checkpoint types'
+            why = (f'it holds {glob.group(1)}, which is not among the allowed checkpoint types (visrc loads '
+                   'with weights_only=True and never runs code from a file; if you trust the file, keep only '
+                   'its weights with mmdet\'s tools/model_converters/publish_model.py, or torch.save its '
+                   '"state_dict" alone, and load that)')
+        elif re.search(r'getattr\(.*?\) is not allowed in a checkpoint[^\n]*', str(e)):
+            why = re.search(r'getattr\(.*?\) is not allowed in a checkpoint[^\n]*', str(e)).group(0)
         else:
             why = 'not a torch checkpoint, or truncated'
         raise CheckpointError(f'{path}: cannot load: {why}') from e

@@ -1,4 +1,4 @@
-"""``visrc train CONFIG [--work-dir DIR] [--resume [CKPT|auto]] [--init CKPT] [--data-root DIR] [--cfg-options ...]``
+"""``visrc train CONFIG [--work-dir DIR] [--resume [CKPT|auto]] [--init CKPT [--allow-partial-init]] [--data-root DIR] [--cfg-options ...]``
 
 Training on mmengine's Runner. Checkpoints are written atomically every epoch (or every N
 iterations with an ``IterBasedTrainLoop``, see the config's ``default_hooks.checkpoint``); a run
@@ -14,6 +14,9 @@ checkpoint (an mmdet model-zoo Mask R-CNN, or the toy COCO pretraining ``toy_pre
 iteration, writes ``init_report.json`` in the work dir and logs its summary. A resumed run keeps
 its checkpoint's weights (resume wins; one log line says so). ``--init`` with a config's own
 ``load_from`` (a full checkpoint of this model, not resumed) is refused: one or the other.
+When less than most of the model's backbone transfers, or the file's backbone is another
+architecture, the run stops with one line naming what matched; ``--allow-partial-init`` (config key
+``init_allow_partial = True``) goes on anyway (see docs/pretraining.md).
 
 ``--max-epochs N`` longer than the config's schedule scales its epoch-based LR milestones
 proportionally (a milestone at 2 of 3 epochs moves to 8 of 12); a shorter one keeps them (those
@@ -52,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help='start from this pretrained detector checkpoint (an mmdet Mask R-CNN or a visrc '
                         'checkpoint): what transfers is copied, the rest keeps its fresh init; '
                         'init_report.json in the work dir says which (ignored when the run resumes)')
+    p.add_argument('--allow-partial-init', action='store_true',
+                   help='with --init: go on when the checkpoint\'s backbone does not fit this model '
+                        '(another architecture, or less than most of it transfers); default: stop')
     p.add_argument('--data-root', help='dataset root (replaces the config\'s data_root)')
     p.add_argument('--max-epochs', type=int,
                    help='override the number of training epochs (a longer run scales the LR milestones)')
@@ -149,10 +155,12 @@ def set_max_epochs(cfg, max_epochs: int) -> str | None:
     return f'--max-epochs {max_epochs}: ' + '; '.join(changes) if changes else None
 
 
-def set_init_checkpoint(cfg, init=None) -> None:
+def set_init_checkpoint(cfg, init=None, allow_partial=None) -> None:
     """``--init CKPT`` (else the config's ``init_checkpoint``) -> a :class:`PretrainedInitHook` in
     ``cfg.custom_hooks`` with the config's class names. The file must exist unless the run resumes;
-    a non-resuming ``load_from`` with it is a ``ValueError`` (two sources for the same weights)."""
+    a non-resuming ``load_from`` with it is a ``ValueError`` (two sources for the same weights).
+    ``allow_partial`` (``--allow-partial-init``, else the config's ``init_allow_partial``): the hook
+    goes on when the checkpoint's backbone does not fit."""
     from visrc.models.config import config_classes
 
     if init:
@@ -166,12 +174,17 @@ def set_init_checkpoint(cfg, init=None) -> None:
         raise ValueError(f'--init {ckpt} and load_from={cfg.load_from}: both would set the weights; '
                          'give one (load_from loads a checkpoint of this same model)')
     hooks = [h for h in (cfg.get('custom_hooks') or []) if h.get('type') != 'PretrainedInitHook']
-    hooks.append(dict(type='PretrainedInitHook', checkpoint=str(ckpt), dst_classes=list(config_classes(cfg))))
+    hook = dict(type='PretrainedInitHook', checkpoint=str(ckpt), dst_classes=list(config_classes(cfg)))
+    if allow_partial:
+        cfg.init_allow_partial = True
+    if cfg.get('init_allow_partial'):
+        hook['allow_partial'] = True        # only when set: configs without it stay as they were
+    hooks.append(hook)
     cfg.custom_hooks = hooks
 
 
 def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epochs=None, seed=None,
-                   cfg_options=None, launcher='none', init=None):
+                   cfg_options=None, launcher='none', init=None, allow_partial_init=None):
     """Load a config and apply the command-line overrides; returns the mmengine Config."""
     from visrc.models.config import load_config, resolve_config_path
 
@@ -200,7 +213,7 @@ def prepare_config(config, work_dir=None, resume=None, data_root=None, max_epoch
         ckpt = resume_checkpoint(cfg.work_dir, resume)
         if ckpt is not None:                # --resume auto with nothing saved yet: start as configured
             cfg.resume, cfg.load_from = True, ckpt
-    set_init_checkpoint(cfg, init)
+    set_init_checkpoint(cfg, init, allow_partial_init)
     cfg.launcher = launcher
     return cfg
 
@@ -252,5 +265,6 @@ def run(args: argparse.Namespace) -> int:
         numerics.write_report(args.work_dir, info)
     train(args.config, work_dir=args.work_dir, resume=args.resume, data_root=args.data_root,
           max_epochs=args.max_epochs, seed=args.seed, cfg_options=args.cfg_options,
-          launcher=args.launcher, init=args.init)
+          launcher=args.launcher, init=args.init,
+          allow_partial_init=getattr(args, 'allow_partial_init', False))
     return 0
