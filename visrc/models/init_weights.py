@@ -1,22 +1,26 @@
 """Initialise a model from a pretrained detector checkpoint (paper 4.1: the networks start from
 MS COCO pretrained weights).
 
-:func:`transfer_pretrained` loads an image-detector checkpoint (an mmdet model-zoo Mask R-CNN with
-keys ``backbone.*``, ``neck.*``, ``rpn_head.*``, ``roi_head.*``, bare or under ``state_dict``; or a
-visrc checkpoint, whose detector keys carry a ``detector.`` prefix) into a model (a ``VISQDTrack``
-video model or a plain image detector), and returns an :class:`InitReport` of what happened:
+:func:`transfer_pretrained` loads a checkpoint (an mmdet model-zoo Mask R-CNN, 2.x or 3.x; a full
+mmengine training checkpoint; an ImageNet backbone file: the official Swin, ResNeSt, torchvision
+ResNet; a visrc checkpoint, whose detector keys carry a ``detector.`` prefix; weights under
+``state_dict``, ``model`` or at the top level) into a model (a ``VISQDTrack`` video model or a
+plain image detector), and returns an :class:`InitReport` of what happened:
 
-* every checkpoint tensor whose mapped name and shape match a model tensor is copied
-  (``backbone.x`` <-> ``detector.backbone.x``; a video checkpoint's ``track_head.*`` etc. only into
-  a video model);
-* class-indexed tensors (:func:`class_indexed_tensors`: box classifier rows, class-specific box
-  regression rows, mask logits channels, mask-IoU rows, semantic-segmentation and multi-label
-  outputs) are copied row by row for the classes whose names match between the checkpoint's and
-  the model's class lists (:func:`match_classes`); the background row (mmdet: last) is always
-  copied. A class-indexed tensor is never copied whole by shape alone: two class lists of equal
-  length name different classes. The model's rows of unmatched classes (and of auxiliary classes,
-  which have no name) keep their fresh initialisation;
-* everything else keeps the model's fresh initialisation.
+* the model is cut into modules (:func:`transfer_units`: a residual or Swin block, an FPN conv, a
+  whole head, ...); a module is copied only when the checkpoint's module of that name is the same
+  kind (same tensor names, same shapes); otherwise all of it keeps its fresh initialisation and is
+  listed in ``mismatched`` (no tensor is ever copied by a coincidence of name and shape);
+* inside a module that matches, class-indexed tensors (:func:`class_indexed_tensors`: box
+  classifier rows, class-specific box regression rows, mask logits channels, mask-IoU rows,
+  semantic-segmentation and multi-label outputs) are copied row by row for the classes whose names
+  match between the checkpoint's and the model's class lists (:func:`match_classes`); the
+  background row (mmdet: last) is always copied. The model's rows of unmatched classes (and of
+  auxiliary classes, which have no name) keep their fresh initialisation;
+* everything else keeps the model's fresh initialisation;
+* when less than most of the backbone would transfer, or more of its modules are another kind
+  than match, :class:`InitMismatchError` (one line) is raised before anything is written, unless
+  ``allow_partial`` (``--allow-partial-init``).
 
 The checkpoint's classes come from its ``meta.dataset_meta.classes`` (mmengine writes it;
 mmdet 2.x wrote ``meta.CLASSES``), else from ``src_classes``; with neither, every class-indexed
