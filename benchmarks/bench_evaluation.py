@@ -26,6 +26,14 @@ and the per-category AP; exits non-zero if they differ by more than 1e-6.
     python benchmarks/bench_evaluation.py --small    # 40 + 14 videos, about half a minute
     python benchmarks/bench_evaluation.py --cases ovis
 
+The ``errors`` case runs the TIVE error analysis (:func:`visrc.evaluation.errors.error_analysis`, no
+bootstrap) on the OVIS-like inputs and prints its time against the plain way, one
+``evaluate_ytvis`` of the baseline and of every fix's fixed files (:func:`~visrc.evaluation.errors.fixed_inputs`),
+in the same process; it checks that both give the same ΔAP, then times the analysis with
+``--errors-boot`` resamples (the intervals) on its own:
+
+    python benchmarks/bench_evaluation.py --cases errors --ovis-videos 40
+
 Most of visrc's time in the crowded case is the run intersections and the RLE decoding
 (:mod:`visrc.evaluation.rle_runs`).
 """
@@ -244,6 +252,37 @@ def bench_case(name: str, gt: dict, results: list, repeat: int) -> bool:
     return diff <= 1e-6
 
 
+def bench_errors(gt: dict, results: list, repeat: int, n_boot: int) -> bool:
+    """The error analysis against a plain re-evaluation per fix (same process, same inputs)."""
+    from visrc.evaluation.errors import FIXES, error_analysis, fixed_inputs
+
+    wall = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        report = error_analysis(gt, results, n_boot=0)
+        wall.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    base = evaluate_ytvis(gt, results).stats
+    ref = {}
+    for fix in FIXES:
+        fixed = evaluate_ytvis(*fixed_inputs(gt, results, report, fix)).stats
+        ref[fix] = {m: fixed[m] - base[m] for m in ("AP", "AP50")}
+    plain = time.perf_counter() - t0
+    diff = max(abs(report["delta_ap"][f][m]["value"] - ref[f][m]) for f in FIXES for m in ("AP", "AP50"))
+    w = min(wall)
+    c = report["counts"]
+    print(f"{'errors':>10}: {len(results):6d} predictions, {c['gt_tracks']} GT tracks | analysis {w:6.2f} s | "
+          f"plain re-evaluation of the baseline and {len(FIXES)} fixes {plain:6.2f} s | ratio {plain / w:5.1f}x | "
+          f"max |dAP diff| {diff:.1e}")
+    print("            " + "  ".join(f"d{f}={report['delta_ap'][f]['AP']['value']:+.4f}" for f in FIXES))
+    if n_boot:
+        t0 = time.perf_counter()
+        error_analysis(gt, results, n_boot=n_boot)
+        print(f"            with {n_boot} bootstrap resamples (intervals of every dAP): "
+              f"{time.perf_counter() - t0:.2f} s")
+    return diff <= 1e-9
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help="40 videos / 100 tracks: a quick run")
@@ -252,17 +291,21 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3, help="visrc runs per case (the best is reported)")
     ap.add_argument("--cases", default="10,100,ovis",
-                    help="which cases to run: 10 and 100 (predictions per video), ovis (the crowded case)")
+                    help="which cases to run: 10 and 100 (predictions per video), ovis (the crowded case), "
+                         "errors (the error analysis on the crowded case's inputs, not in the default)")
+    ap.add_argument("--errors-boot", type=int, default=200,
+                    help="bootstrap resamples of the errors case's second, timed-alone run (0: skip it)")
     ap.add_argument("--ovis-videos", type=int, default=140, help="videos of the OVIS-like case")
     args = ap.parse_args(argv)
     if args.small:
         args.videos, args.tracks, args.ovis_videos = 40, 100, 14
-    load_oracle()    # fails early if mmdet is missing; sets np.float for the port
+    wanted = [c.strip() for c in args.cases.split(",")]
+    if {"10", "100", "ovis"} & set(wanted):   # the errors case needs no oracle
+        load_oracle()    # fails early if mmdet is missing; sets np.float for the port
     t0 = time.perf_counter()
     evaluate_ytvis(*make_ovis_inputs(1, n_frames=2, n_gt=1, n_pred=2))
     print(f"visrc start-up: {time.perf_counter() - t0:.2f} s (importing numba and loading its compiled kernels, "
           f"once per process; not in the times below)")
-    wanted = [c.strip() for c in args.cases.split(",")]
     ok = True
     if {"10", "100"} & set(wanted):
         t0 = time.perf_counter()
@@ -275,13 +318,18 @@ def main(argv=None) -> int:
             if c in cases:
                 name, res = cases[c]
                 ok &= bench_case(name, gt, res, args.repeat)
-    if "ovis" in wanted:
+    if {"ovis", "errors"} & set(wanted):
         t0 = time.perf_counter()
         gt, res = make_ovis_inputs(args.ovis_videos, seed=args.seed)
         n_frames = sum(v["length"] for v in gt["videos"])
         print(f"OVIS-like inputs: {len(gt['videos'])} videos, {n_frames} frames at {H}x{W}, "
               f"{len(gt['annotations'])} GT tracks, 1 category (generated in {time.perf_counter() - t0:.1f} s)")
-        ok &= bench_case("OVIS-like", gt, res, args.repeat)
+        if "ovis" in wanted:
+            ok &= bench_case("OVIS-like", gt, res, args.repeat)
+        if "errors" in wanted and not bench_errors(gt, res, args.repeat, args.errors_boot):
+            print("FAIL: the error analysis and the plain re-evaluation per fix disagree by more than 1e-9",
+                  file=sys.stderr)
+            return 1
     if not ok:
         print("FAIL: visrc and the oracle disagree by more than 1e-6", file=sys.stderr)
         return 1

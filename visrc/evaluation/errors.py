@@ -167,29 +167,39 @@ class _Scene:
 
     def temporal_overlap(self, pairs: list[tuple[int, int]]) -> np.ndarray:
         """Per (prediction row, GT row) pair: the fraction of frames whose mask IoU is above
-        :data:`FRAME_IOU` among the frames where either has a non-empty mask (0 if none). Every
-        frame is a one-frame track pair of one :func:`pair_ious` call."""
-        d1, g1, owner = Tracks(), Tracks(), []
+        :data:`FRAME_IOU` among the frames where either has a non-empty mask (0 if none). The masks
+        are the ones the IoUs were computed from (sizes checked, compressed); each same-frame pair's
+        exact intersection comes from the runs (:mod:`visrc.evaluation.rle_runs`)."""
+        from visrc.evaluation import rle_runs   # numba: imported on first use, as track_iou does
+
+        dc, gc, both_of, single, single_of = [], [], [], [], []
         for n, (p, g) in enumerate(pairs):
             ds, gs = self.dtr.segs[p], self.gtr.segs[g]
             for t in range(min(len(ds), len(gs))):
-                if ds[t] or gs[t]:
-                    d1.segs.append([ds[t]])
-                    g1.segs.append([gs[t]])
-                    owner.append(n)
-        d1.vid = g1.vid = [self.gtr.vid[pairs[n][1]] for n in owner]
-        out = np.zeros(len(pairs))
-        if not owner:
-            return out
-        keys = list(range(len(owner)))
-        of = {q: [q] for q in keys}
-        ious, _, D = pair_ious(keys, of, of, g1, d1, self.sizes, lambda i: f"#{self.src[pairs[owner[i]][0]]}",
-                               _CHUNK_CHARS)
-        iou = np.array([m[0, 0] for m in ious])
-        present = (D.total > 0) | (mask_areas(g1, self.sizes).total > 0)
-        owner = np.array(owner)
-        hit = np.bincount(owner, weights=present & (iou > FRAME_IOU), minlength=len(pairs))
-        tot = np.bincount(owner, weights=present, minlength=len(pairs))
+                a, b = ds[t], gs[t]
+                if a and b:
+                    dc.append(a["counts"])
+                    gc.append(b["counts"])
+                    both_of.append(n)
+                elif a or b:
+                    single.append((a or b)["counts"])
+                    single_of.append(n)
+        hit = np.zeros(len(pairs))
+        tot = np.bincount(np.array(single_of, np.int64), weights=rle_runs.areas(single) > 0,
+                          minlength=len(pairs)).astype(np.float64)
+        both_of = np.array(both_of, np.int64)
+        step = 1 << 15
+        for s0 in range(0, len(dc), step):
+            dd, gg = rle_runs.decode(dc[s0:s0 + step]), rle_runs.decode(gc[s0:s0 + step])
+            k = len(dd[1])
+            inter = np.zeros(k, np.int64)
+            idx = np.arange(k, dtype=np.int64)
+            rle_runs.pair_intersections(dd, gg, idx, idx + 1, idx, np.zeros(k, np.int64), inter)
+            union = dd[3] + gg[3] - inter
+            iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+            own = both_of[s0:s0 + step]
+            hit += np.bincount(own, weights=iou > FRAME_IOU, minlength=len(pairs))
+            tot += np.bincount(own, weights=union > 0, minlength=len(pairs))
         return np.where(tot > 0, hit / np.maximum(tot, 1), 0.0)
 
     # ---- scoring one (fixed) result set
