@@ -68,9 +68,10 @@ import numpy as np
 
 from visrc.evaluation.bootstrap import _Resampler, _summary, resample_counts
 from visrc.evaluation.track_iou import Tracks, mask_areas, normalize, pair_ious
-from visrc.evaluation.track_match import _last_argmax, match_groups
+from visrc.evaluation.track_match import _last_argmax
 from visrc.evaluation.ytvis_eval import (_CHUNK_CHARS, _DT, _GT, AREA_RNG, IOU_THRS, MAX_DETS, _accumulate,
-                                         _as_data, _Matched, _predictions, _summary_index, _summary_value)
+                                         _as_data, _Matched, _predictions, _summary_index, _summary_value,
+                                         match_flags)
 
 ERROR_TYPES = ("Classification", "Spatial", "Temporal", "Duplicate", "Background", "Both", "Missed")
 SUMMARY_ERRORS = ("FalsePos", "FalseNeg")
@@ -259,28 +260,11 @@ class _Scene:
                 if not own.all():
                     R[~own] = self.Q[v][self.gloc[repl[prs[~own]]]]
                 group_iou[key] = R[:, self.gloc[gk[g_by_vc[key]]]]
-        tps, fps = _flags(g, d, group_iou, g_by_vc, d_out)
+        tps, fps = match_flags(g, d, group_iou, g_by_vc, d_out)
         precision, recall = _accumulate(g, d, tps, fps, len(self.cat_ids), self.max_dets)
         m = _Matched(g, d, tps, fps, self.vid_ids, self.cat_ids, self.cats, self.max_dets, self.n_results)
         return {"precision": precision, "recall": recall, "m": m, "order": order, "gk": gk,
                 "group_iou": group_iou, "g_by_vc": g_by_vc}
-
-
-def _flags(g: _GT, d: _DT, group_iou: dict, g_by_vc: dict, d_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``ytvis_eval._match`` with the prediction out-of-range flags ``d_out`` [A, D] given (length
-    bins instead of areas): true and false positives [D, A, T]."""
-    A, T = len(AREA_RNG), len(IOU_THRS)
-    keys = list(group_iou)
-    matches = match_groups([(group_iou[k], g.ignore[:, g_by_vc[k]], g.crowd[g_by_vc[k]]) for k in keys],
-                           np.minimum(IOU_THRS, 1 - 1e-10))
-    n = len(d.tracks.segs)
-    dtm, dtig = np.zeros((n, A, T), bool), np.zeros((n, A, T), bool)
-    for k, (mm, mig) in zip(keys, matches):
-        rr = d.rows[k]
-        dtm[rr.start:rr.stop] = mm.transpose(2, 0, 1)
-        dtig[rr.start:rr.stop] = mig.transpose(2, 0, 1)
-    dtig |= ~dtm & d_out.T[:, :, None]
-    return dtm & ~dtig, ~dtm & ~dtig
 
 
 def _bins(edges: np.ndarray) -> list[dict]:

@@ -300,8 +300,14 @@ def _ious_and_areas(g: _GT, d: _DT, sizes: list[tuple[int, int]]) -> tuple[dict,
 
 def _match(g: _GT, d: _DT, group_iou: dict, g_by_vc: dict, d_area: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """True and false positives of every prediction: [D, A, T] bool each (ignored ones are neither)."""
-    A, T = len(AREA_RNG), len(IOU_THRS)
     d_out = (d_area[None, :] < _AREA_LO[:, None]) | (d_area[None, :] > _AREA_HI[:, None])   # [A, D]
+    return match_flags(g, d, group_iou, g_by_vc, d_out)
+
+
+def match_flags(g: _GT, d: _DT, group_iou: dict, g_by_vc: dict, d_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_match` with the predictions' out-of-range flags ``d_out`` [A, D] given (the area
+    ranges, or :mod:`visrc.evaluation.errors`' track-length bins): true and false positives [D, A, T]."""
+    A, T = len(AREA_RNG), len(IOU_THRS)
     thr = np.minimum(IOU_THRS, 1 - 1e-10)
     both = list(group_iou)
     matches = match_groups([(group_iou[k], g.ignore[:, g_by_vc[k]], g.crowd[g_by_vc[k]]) for k in both], thr)
