@@ -23,7 +23,7 @@ import visrc  # noqa: F401  (before mmdet: provides mmcv's ops)
 from visrc.data.toy import COCO_CLASSES, VIDEO_CLASSES
 
 MMDET_CONFIGS = None
-BEFORE = Path(__file__).parent / 'data' / 'toy_init_transfers.json'
+BEFORE = Path(__file__).parent / 'reference' / 'toy_init_transfers.json'
 
 
 def _coco80():
@@ -368,7 +368,7 @@ def test_bad_files_are_refused_safely(s50_zoo_state, tmp_path):
 # ------------------------------------------------------------------ the toy path is unchanged
 @pytest.mark.parametrize('pair', sorted(json.loads(BEFORE.read_text())))
 def test_toy_pretraining_transfers_exactly_as_before(pair, tmp_path):
-    """The report of the implementation before structural matching (tests/data/toy_init_transfers.json,
+    """The report of the implementation before structural matching (tests/reference/toy_init_transfers.json,
     recorded on the same files) is reproduced list for list."""
     from visrc.models.config import build_model, load_config
     from visrc.models.init_weights import transfer_pretrained
