@@ -27,6 +27,16 @@ def tiny_cfg(config, data_root=None, scale=TINY):
     return cfg
 
 
+def tracking_tiny_cfg():
+    """:func:`tiny_cfg` of an untrained toy_baseline that keeps a few low-score detections per frame
+    and tracks them all (so an untrained model yields tracks)."""
+    cfg = tiny_cfg("toy_baseline")
+    cfg.model.detector.test_cfg.rcnn.update(score_thr=0.0, max_per_img=5)
+    cfg.model.embed_score_thr = 0.0
+    cfg.tracking = dict(tracker=dict(init_score_thr=0.0, obj_score_thr=0.0))
+    return cfg
+
+
 def video_batch(cfg, n=2):
     """(train dataset, a collated batch of its first ``n`` (key, reference) video pairs)."""
     from mmdet.registry import DATASETS

@@ -7,7 +7,7 @@ import json
 import pytest
 
 import visrc
-from helpers import tiny_cfg
+from helpers import tracking_tiny_cfg
 from test_video_files import write_test_folder, write_test_video
 from visrc.cli import main
 
@@ -22,10 +22,7 @@ def tiny(tmp_path_factory):
     from mmdet.registry import MODELS
 
     d = tmp_path_factory.mktemp("api_model")
-    cfg = tiny_cfg("toy_baseline")
-    cfg.model.detector.test_cfg.rcnn.update(score_thr=0.0, max_per_img=5)
-    cfg.model.embed_score_thr = 0.0
-    cfg.tracking = dict(tracker=dict(init_score_thr=0.0, obj_score_thr=0.0))
+    cfg = tracking_tiny_cfg()
     cfg.dump(str(d / "tiny.py"))
     torch.manual_seed(0)
     torch.save({"state_dict": MODELS.build(cfg.model).state_dict()}, d / "a.pth")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import tiny_cfg
+from helpers import tracking_tiny_cfg
 from test_video_files import N, square_frame, square_x, write_test_folder, write_test_video
 from visrc.cli import main
 
@@ -27,10 +27,7 @@ def model(tmp_path_factory):
     """(config file, checkpoint, a second checkpoint) of an untrained toy_baseline at 96x64 that
     keeps a few low-score detections per frame (so tracks exist) and track them."""
     d = tmp_path_factory.mktemp("model")
-    cfg = tiny_cfg("toy_baseline")
-    cfg.model.detector.test_cfg.rcnn.update(score_thr=0.0, max_per_img=5)
-    cfg.model.embed_score_thr = 0.0
-    cfg.tracking = dict(tracker=dict(init_score_thr=0.0, obj_score_thr=0.0))
+    cfg = tracking_tiny_cfg()
     cfg.dump(str(d / "tiny.py"))
     return str(d / "tiny.py"), str(_save_model(cfg, d / "a.pth", 0)), str(_save_model(cfg, d / "b.pth", 1))
 
