@@ -283,3 +283,27 @@ def test_init_option_checks(tmp_path):
     (wd / 'epoch_1.pth').write_bytes(b'x')
     cfg = prepare_config('toy_baseline', work_dir=wd, resume='auto', init=tmp_path / 'gone.pth')
     assert cfg.resume and any(h['type'] == 'PretrainedInitHook' for h in cfg.custom_hooks)
+
+
+def test_visrc_train_stops_on_another_backbone_with_one_line_unless_partial(toy_small, tmp_path):
+    """A ResNet-50 file into toy_baseline's small ResNet: `visrc train --init` stops with one line naming
+    what matched, before any checkpoint is written; `--allow-partial-init` trains with the backbone fresh."""
+    import subprocess
+    import sys
+
+    from mmdet.models.backbones import ResNet
+
+    torch.manual_seed(0)
+    foreign = tmp_path / 'resnet50.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in ResNet(depth=50).state_dict().items()}}, foreign)
+    wd = tmp_path / 'run'
+    cmd = [sys.executable, '-m', 'visrc', 'train', 'toy_baseline', '--data-root', str(toy_small),
+           '--work-dir', str(wd), '--max-epochs', '1', '--init', str(foreign)]
+    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0
+    lines = [line for line in r.stderr.strip().splitlines() if 'backbone' in line]
+    assert len(lines) == 1 and '--allow-partial-init' in lines[0] and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert not list(wd.glob('*.pth'))
+    _train(toy_small, wd, '--init', str(foreign), '--allow-partial-init')
+    report = json.loads((wd / 'init_report.json').read_text())
+    assert not [k for k in report['copied'] if '.backbone.' in k]
