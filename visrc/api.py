@@ -149,6 +149,11 @@ def video_entry(source, video_id: int = 1, max_frames: int | None = None) -> dic
         (h, w), = sizes
         entry = dict(id=int(video_id), height=h, width=w, length=len(frames),
                      file_names=[str(f.resolve()) for f in frames])
+    return _shorten(entry, max_frames)
+
+
+def _shorten(entry: dict, max_frames: int | None) -> dict:
+    """``entry`` cut to its first ``max_frames`` frames (None: all)."""
     if max_frames is not None:
         entry["length"] = min(entry["length"], max_frames)
         entry["file_names"] = entry["file_names"][:max_frames]
@@ -159,7 +164,8 @@ def track_video(model: Model, frames_or_video_path, mode: str | None = "bitrack"
                 max_frames: int | None = None, skip_bad_frames: bool = False,
                 log: Callable[[str], None] | None = None) -> TrackList:
     """The tracks of one video: a video file (mp4, avi, mov, mkv, webm; decoded with PyAV), a
-    folder of frames (natural order: ``2.jpg`` before ``10.jpg``) or a list of frame paths.
+    folder of frames (natural order: ``2.jpg`` before ``10.jpg``), a list of frame paths, or the
+    entry :func:`video_entry` made of one of these (checked already: not read again).
 
     ``model``: :func:`init_model`. ``mode``: "bitrack" (paper 3.4) or "forward" (the online
     baseline); None: the config's ``tracking_mode``. ``tracker``: a
@@ -179,7 +185,8 @@ def track_video(model: Model, frames_or_video_path, mode: str | None = "bitrack"
     if mode not in ("bitrack", "forward"):
         raise ValueError(f"track_video: mode {mode!r} is not 'bitrack' or 'forward'")
     tracking = build_bitrack_config(model.tracking if tracker is None else tracker)
-    entry = video_entry(frames_or_video_path, 1, max_frames)
+    entry = (_shorten(dict(frames_or_video_path), max_frames) if isinstance(frames_or_video_path, Mapping)
+             else video_entry(frames_or_video_path, 1, max_frames))
     categories = [dict(id=i + 1, name=c) for i, c in enumerate(model.classes)]
     data = dict(videos=[entry], categories=categories, annotations=[])
     predictions = predict_split(model.predictor, data, "/", log, skip_bad_frames=skip_bad_frames)[0]

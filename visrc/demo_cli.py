@@ -100,10 +100,9 @@ def render_demo(config, checkpoint, video, out, mode=None, score_thr=0.3, fps=No
     results_out = Path(results_out) if results_out else default_results_path(out)
     if results_out.is_dir():
         raise IsADirectoryError(f'{results_out}: --results is a directory; give the JSON file to write')
-    _video_entry(video, max_frames)           # a bad VIDEO or --max-frames fails before the model is built
+    entry = _video_entry(video, max_frames)   # a bad VIDEO or --max-frames fails before the model is built
     model = init_model(config, checkpoint, device)
-    tracks = track_video(model, video, mode or model.mode, max_frames=max_frames, skip_bad_frames=skip_bad_frames,
-                         log=log)
+    tracks = track_video(model, entry, mode or model.mode, skip_bad_frames=skip_bad_frames, log=log)
     entry, classes = tracks.video, model.classes
     write_results({1: tracks}, results_out)
 
